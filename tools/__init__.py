@@ -1,0 +1,1 @@
+"""Pure-Python core of mail_outbound: never imports odoo."""
