@@ -1,0 +1,353 @@
+"""Which outgoing server sends a message, and as whom: the documented rules.
+
+Odoo's documentation ("Manage outbound messages", FROM filtering) fixes the
+sequence; Odoo 18 core implements most of it in
+``ir.mail_server._find_mail_server``. This module is that decision as a pure
+function over plain data, so that it can be tested without a database, shown
+in the Routing preview, and recorded on every mail with its reason.
+
+The sequence, for a message whose From is ``address``:
+
+1. a server whose FROM filter lists ``address``, then one that lists its
+   domain: the From is kept (``from_address``, ``from_domain``);
+2. a server whose filter lists the notification address, then its domain: the
+   From becomes the notification address (``notification_address``,
+   ``notification_domain``). The documentation skips this step; core has it
+   and it is a strict refinement (the rewritten From is one the server may
+   send), so it is kept;
+3. the first server without a filter, From rewritten (``no_filter``);
+4. the first server, From rewritten, with a warning (``first_server``);
+5. no server record at all: the command-line server and its filter
+   (``cli_from``, ``cli_notification``, ``cli_fallback``).
+
+"First" is the lowest priority, then the name (case-insensitive), then the
+id, on every path: core breaks ties by id only on the queue path and not at
+all on the direct path.
+
+A default From that is a full address (``notifications@example.com`` rather
+than ``notifications``) replaces every From, whatever the filters say: the
+search then starts at step 2.
+
+A mail that names its server (a mass mailing's dedicated server, a template's
+server) keeps it, but never sends a From that server's filter does not allow:
+it is rewritten to the notification address (``fixed_*`` rules), where core
+sends it unchanged.
+"""
+
+from dataclasses import dataclass, field
+
+from .addresses import FromFilter, address_domain_key, encapsulate, parse_address
+
+
+def _lt(source):
+    """Mark ``source`` for translation; the Odoo layer translates it."""
+    return source
+
+
+TRAFFIC_TRANSACTIONAL = "transactional"
+TRAFFIC_MASS = "mass"
+TRAFFIC_BOTH = "both"
+
+#: One sentence per rule, formatted with :attr:`Decision.params`.
+REASONS = {
+    "from_address": _lt(
+        "%(server)s lists the sender address %(address)s in its FROM filter, "
+        "so it sends the message and the From is kept."
+    ),
+    "from_domain": _lt(
+        "%(server)s lists the sender's domain %(domain)s in its FROM filter, "
+        "so it sends the message and the From is kept."
+    ),
+    "notification_address": _lt(
+        "No server may send as %(address)s; %(server)s lists the notification "
+        "address %(notification)s in its FROM filter, so it sends the message "
+        "as the notification address."
+    ),
+    "notification_domain": _lt(
+        "No server may send as %(address)s; %(server)s lists the notification "
+        "domain %(domain)s in its FROM filter, so it sends the message as the "
+        "notification address %(notification)s."
+    ),
+    "no_filter": _lt(
+        "No server's FROM filter matches %(address)s or the notification "
+        "address; %(server)s is the first server without a FROM filter, so it "
+        "sends the message as the notification address %(notification)s."
+    ),
+    "first_server": _lt(
+        "No server's FROM filter matches %(address)s or the notification "
+        "address, and every server has a filter; %(server)s is the first "
+        "server, so it sends the message as the notification address "
+        "%(notification)s."
+    ),
+    "cli_from": _lt(
+        "No outgoing server is configured; the command-line server's FROM "
+        "filter allows %(address)s, so the From is kept."
+    ),
+    "cli_notification": _lt(
+        "No outgoing server is configured; the command-line server's FROM "
+        "filter does not allow %(address)s but allows the notification "
+        "address, so the message is sent as %(notification)s."
+    ),
+    "cli_fallback": _lt(
+        "No outgoing server is configured and the command-line server's FROM "
+        "filter allows neither %(address)s nor the notification address; the "
+        "message is sent as %(notification)s."
+    ),
+    "fixed_from": _lt(
+        "The message asks for %(server)s, whose FROM filter allows "
+        "%(address)s, so the From is kept."
+    ),
+    "fixed_notification": _lt(
+        "The message asks for %(server)s, whose FROM filter does not allow "
+        "%(address)s, so it is sent as the notification address "
+        "%(notification)s."
+    ),
+    "fixed_mismatch": _lt(
+        "The message asks for %(server)s, whose FROM filter allows neither "
+        "%(address)s nor the notification address; it is sent as "
+        "%(notification)s."
+    ),
+}
+
+#: Added before the rule's sentence when a full-address default From applies.
+FORCED_REASON = _lt(
+    "The alias domain's default From is the full address %(notification)s, "
+    "which replaces every From."
+)
+
+#: Warnings an administrator should act on, by code.
+WARNINGS = {
+    "filter_refuses_from": _lt(
+        "%(server)s's FROM filter does not allow %(sent_as)s: the provider may "
+        "refuse the message. Add %(sent_domain)s to its FROM filter, or give "
+        "a server that may send as it a lower priority value."
+    ),
+    "no_sender": _lt(
+        "The message has no sender address and no notification address is "
+        "configured: set a Default From on the company's alias domain."
+    ),
+    "no_server_for_traffic": _lt(
+        "No active server carries %(traffic)s mail, so every active server "
+        "was considered: mark one server for this kind of mail."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    """An outgoing server as the routing sees it."""
+
+    id: int
+    name: str
+    priority: int = 10
+    from_filter: str = ""
+    active: bool = True
+    traffic: str = TRAFFIC_BOTH
+
+    def order_key(self):
+        """Documented order: priority, then name, then id for stability."""
+        return (self.priority, (self.name or "").casefold(), self.id)
+
+    def carries(self, traffic):
+        return self.traffic == TRAFFIC_BOTH or self.traffic == traffic
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The alias domain's addresses the routing may send as.
+
+    ``notification_email`` is the alias domain's Default From as an address
+    (``default_from@domain``, or the full address when the alias is one);
+    ``forced`` says the alias was typed as a full address, which replaces
+    every From.
+    """
+
+    notification_email: str = ""
+    bounce_email: str = ""
+    catchall_email: str = ""
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the routing decided, with enough to explain it.
+
+    ``smtp_from`` is what core's ``_find_mail_server`` returns as its second
+    value (the original From, or the bare notification address when the From
+    is rewritten); ``header_from`` is the From header as it will leave.
+    """
+
+    rule: str
+    server_id: int | None
+    server_name: str
+    smtp_from: str
+    header_from: str
+    envelope_from: str
+    reply_to: str
+    rewritten: bool
+    forced: bool = False
+    traffic: str = TRAFFIC_TRANSACTIONAL
+    warnings: tuple = ()
+    params: dict = field(default_factory=dict)
+
+    @property
+    def reason(self):
+        """The decision in English (see :func:`explain` for a translation)."""
+        return explain(self)
+
+
+def explain(decision, translate=None):
+    """One paragraph: the forced From if any, the rule, then the warnings.
+
+    ``translate`` maps an English template to the reader's language (the Odoo
+    layer passes its ``_``); the parameters are filled in after translation.
+    """
+    translate = translate or (lambda source: source)
+    templates = [FORCED_REASON] if decision.forced else []
+    templates.append(REASONS[decision.rule])
+    templates.extend(WARNINGS[code] for code in decision.warnings)
+    return " ".join(translate(template) % decision.params for template in templates)
+
+
+def sort_servers(servers):
+    """Active servers in the documented order."""
+    return sorted((s for s in servers if s.active), key=Server.order_key)
+
+
+def route(
+    email_from,
+    servers,
+    identity,
+    *,
+    cli_from_filter="",
+    fixed_server=None,
+    reply_to="",
+    traffic=TRAFFIC_TRANSACTIONAL,
+):
+    """Decide the server and the From for one message.
+
+    :param str email_from: the From header as the message has it (may be
+        formatted, may be empty)
+    :param servers: iterable of :class:`Server` (inactive ones are ignored)
+    :param Identity identity: the alias domain's addresses
+    :param str cli_from_filter: the command-line server's FROM filter, used
+        when there is no active server record
+    :param Server fixed_server: the server the message asks for, if any
+    :param str reply_to: the Reply-To the message carries; core uses the
+        original From when it is empty
+    :param str traffic: ``transactional`` or ``mass``: only servers carrying
+        that traffic are considered
+    :rtype: Decision
+    """
+    _name, address = parse_address(email_from)
+    notification = identity.notification_email or ""
+    forced = bool(identity.forced and notification)
+    warnings = []
+
+    if fixed_server is not None:
+        rule, server = _route_fixed(fixed_server, address, notification, forced)
+    else:
+        candidates = sort_servers(servers)
+        of_traffic = [s for s in candidates if s.carries(traffic)]
+        if candidates and not of_traffic:
+            warnings.append("no_server_for_traffic")
+            of_traffic = candidates
+        if of_traffic:
+            rule, server = _route_servers(of_traffic, address, notification, forced)
+        else:
+            rule, server = _route_cli(cli_from_filter, address, notification, forced)
+
+    keep = rule in ("from_address", "from_domain", "cli_from", "fixed_from")
+    # With no notification address to fall back on, core keeps the original
+    # From whatever the rule: there is nothing else to send as.
+    rewritten = not keep and bool(notification) and address != notification
+    if keep or not notification:
+        smtp_from, header_from = email_from or "", email_from or ""
+    else:
+        smtp_from = notification
+        header_from = encapsulate(email_from, notification) if address else notification
+
+    sent_as = parse_address(header_from)[1]
+    server_filter = FromFilter(server.from_filter if server else cli_from_filter)
+    if not sent_as:
+        warnings.append("no_sender")
+    elif not server_filter.allows(sent_as):
+        warnings.append("filter_refuses_from")
+    bounce = identity.bounce_email
+    # Core puts the bounce address in the envelope only when the server may
+    # send as it; otherwise the envelope is the From, as here.
+    envelope = bounce if bounce and server_filter.allows(bounce) else sent_as
+
+    params = {
+        "server": server.name if server else "",
+        "address": address or "",
+        "domain": _matched_domain(rule, address, notification),
+        "notification": notification,
+        "sent_as": sent_as,
+        "sent_domain": sent_as.rpartition("@")[2],
+        "traffic": traffic,
+    }
+    return Decision(
+        rule=rule,
+        server_id=server.id if server else None,
+        server_name=server.name if server else "",
+        smtp_from=smtp_from,
+        header_from=header_from,
+        envelope_from=envelope,
+        reply_to=reply_to or email_from or "",
+        rewritten=rewritten,
+        forced=forced,
+        traffic=traffic,
+        warnings=tuple(warnings),
+        params=params,
+    )
+
+
+def _first_match(servers, test):
+    return next((s for s in servers if test(FromFilter(s.from_filter))), None)
+
+
+def _route_servers(servers, address, notification, forced):
+    # A forced default From means the message is sent as the notification
+    # address whatever its From: searching servers for the From is moot.
+    if address and not forced:
+        if server := _first_match(servers, lambda f: f.matches_address(address)):
+            return "from_address", server
+        if server := _first_match(servers, lambda f: f.matches_domain(address)):
+            return "from_domain", server
+    if notification:
+        match = _first_match(servers, lambda f: f.matches_address(notification))
+        if match:
+            return "notification_address", match
+        match = _first_match(servers, lambda f: f.matches_domain(notification))
+        if match:
+            return "notification_domain", match
+    if server := next((s for s in servers if not FromFilter(s.from_filter)), None):
+        return "no_filter", server
+    return "first_server", servers[0]
+
+
+def _route_cli(cli_from_filter, address, notification, forced):
+    cli_filter = FromFilter(cli_from_filter)
+    if address and not forced and cli_filter.allows(address):
+        return "cli_from", None
+    if notification and cli_filter.allows(notification):
+        return "cli_notification", None
+    return "cli_fallback", None
+
+
+def _route_fixed(server, address, notification, forced):
+    server_filter = FromFilter(server.from_filter)
+    if address and not forced and server_filter.allows(address):
+        return "fixed_from", server
+    if notification and server_filter.allows(notification):
+        return "fixed_notification", server
+    return "fixed_mismatch", server
+
+
+def _matched_domain(rule, address, notification):
+    if rule == "from_domain":
+        return address_domain_key(address)
+    if rule == "notification_domain":
+        return address_domain_key(notification)
+    return ""
