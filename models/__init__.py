@@ -1,1 +1,3 @@
-
+from . import ir_mail_server
+from . import mail_alias_domain
+from . import mail_mail

@@ -20,7 +20,8 @@ except ImportError:  # pragma: no cover - stdlib IDNA 2003 is close enough
 
 # RFC 5322 specials that must be escaped inside a quoted display name.
 _QUOTE_ESCAPES = re.compile(r'[\\"]')
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# DNS labels; "_" is legal in DNS (_dmarc) and seen in real filters.
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 # What an SMTP provider accepts as a local part in practice (dot-atom), without
 # the quoted-string form nobody configures in a FROM filter.
 _LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]+$")

@@ -29,9 +29,11 @@ than ``notifications``) replaces every From, whatever the filters say: the
 search then starts at step 2.
 
 A mail that names its server (a mass mailing's dedicated server, a template's
-server) keeps it, but never sends a From that server's filter does not allow:
-it is rewritten to the notification address (``fixed_*`` rules), where core
-sends it unchanged.
+server) keeps it. With ``enforce_fixed_filter`` it never sends a From that
+server's filter does not allow: it is rewritten to the notification address
+(``fixed_*`` rules), where core sends it unchanged. Without it the From is
+kept as core does (``fixed_unenforced``), with a warning: Odoo's own test
+suite relies on that behaviour, so it stays the default.
 """
 
 from dataclasses import dataclass, field
@@ -101,6 +103,11 @@ REASONS = {
         "The message asks for %(server)s, whose FROM filter does not allow "
         "%(address)s, so it is sent as the notification address "
         "%(notification)s."
+    ),
+    "fixed_unenforced": _lt(
+        "The message asks for %(server)s, whose FROM filter does not allow "
+        "%(address)s; the From is kept because FROM filters are not enforced "
+        "on a message's own server."
     ),
     "fixed_mismatch": _lt(
         "The message asks for %(server)s, whose FROM filter allows neither "
@@ -223,6 +230,7 @@ def route(
     fixed_server=None,
     reply_to="",
     traffic=TRAFFIC_TRANSACTIONAL,
+    enforce_fixed_filter=True,
 ):
     """Decide the server and the From for one message.
 
@@ -237,6 +245,8 @@ def route(
         original From when it is empty
     :param str traffic: ``transactional`` or ``mass``: only servers carrying
         that traffic are considered
+    :param bool enforce_fixed_filter: rewrite a From that ``fixed_server``'s
+        filter refuses (else keep it, as core does, with a warning)
     :rtype: Decision
     """
     _name, address = parse_address(email_from)
@@ -246,6 +256,8 @@ def route(
 
     if fixed_server is not None:
         rule, server = _route_fixed(fixed_server, address, notification, forced)
+        if rule != "fixed_from" and address and not enforce_fixed_filter:
+            rule = "fixed_unenforced"
     else:
         candidates = sort_servers(servers)
         of_traffic = [s for s in candidates if s.carries(traffic)]
@@ -257,7 +269,13 @@ def route(
         else:
             rule, server = _route_cli(cli_from_filter, address, notification, forced)
 
-    keep = rule in ("from_address", "from_domain", "cli_from", "fixed_from")
+    keep = rule in (
+        "from_address",
+        "from_domain",
+        "cli_from",
+        "fixed_from",
+        "fixed_unenforced",
+    )
     # With no notification address to fall back on, core keeps the original
     # From whatever the rule: there is nothing else to send as.
     rewritten = not keep and bool(notification) and address != notification

@@ -366,3 +366,22 @@ def test_sort_servers_documented_order():
         srv(2, "a", priority=2),
     ]
     assert [s.id for s in sort_servers(servers)] == [1, 2, 3]
+
+
+def test_fixed_server_not_enforced_keeps_from_like_core_with_warning():
+    fixed = srv(7, "Mass", "mass.example")
+    decision = route(
+        "bob@gmail.com", [], EXAMPLE, fixed_server=fixed, enforce_fixed_filter=False
+    )
+    assert decision.rule == "fixed_unenforced"
+    assert decision.header_from == "bob@gmail.com"
+    assert not decision.rewritten
+    assert decision.warnings == ("filter_refuses_from",)
+
+
+def test_fixed_server_not_enforced_still_allows_matching_from():
+    fixed = srv(7, "Mass", "mass.example")
+    decision = route(
+        "a@mass.example", [], EXAMPLE, fixed_server=fixed, enforce_fixed_filter=False
+    )
+    assert (decision.rule, decision.warnings) == ("fixed_from", ())

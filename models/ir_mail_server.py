@@ -1,0 +1,247 @@
+import logging
+
+from odoo import _, api, fields, models, tools
+from odoo.exceptions import ValidationError
+
+from ..tools import addresses, routing
+
+_logger = logging.getLogger(__name__)
+
+
+class IrMailServer(models.Model):
+    _inherit = "ir.mail_server"
+
+    from_filter = fields.Char(
+        help="Comma-separated addresses or domains this server may send as, as "
+        'your provider trusts them, e.g. "example.com" or '
+        '"notifications@example.com, example.org". A message whose From is '
+        "not listed goes through another server, or is sent as the "
+        "notification address. Empty: the server may send as anyone, and is "
+        "used for senders no filter lists.",
+    )
+
+    @api.constrains("from_filter")
+    def _check_from_filter(self):
+        for server in self.filtered("from_filter"):
+            try:
+                addresses.check_filter(server.from_filter)
+            except addresses.FilterError as error:
+                raise ValidationError(
+                    self._from_filter_error_message(server, error)
+                ) from error
+
+    def _from_filter_error_message(self, server, error):
+        if error.problem == "header_injection":
+            return _(
+                "The FROM Filtering of %(server)s contains a line break. Type "
+                "the addresses or domains on one line, separated by commas.",
+                server=server.name,
+            )
+        if error.problem == "display_name":
+            return _(
+                'The FROM Filtering of %(server)s contains "%(part)s": use the '
+                "bare address (name@example.com) or domain (example.com), "
+                "without a name or angle brackets.",
+                server=server.name,
+                part=error.part,
+            )
+        return _(
+            'The FROM Filtering of %(server)s contains "%(part)s", which is '
+            "neither a domain (example.com) nor an address "
+            "(notifications@example.com). Separate several values with commas.",
+            server=server.name,
+            part=error.part,
+        )
+
+    # ------------------------------------------------------------
+    # Routing: records to plain data, the decision from tools.routing
+    # ------------------------------------------------------------
+
+    def _get_routing_server(self):
+        """This server as the routing core sees it (extension point)."""
+        self.ensure_one()
+        return routing.Server(
+            id=self.id,
+            name=self.name or "",
+            priority=self.sequence,
+            from_filter=self.from_filter or "",
+            active=self.active,
+        )
+
+    @api.model
+    def _get_routing_servers(self, mail_servers=None):
+        if mail_servers is None:
+            mail_servers = self.sudo().search([])
+        return [server._get_routing_server() for server in mail_servers]
+
+    @api.model
+    def _get_routing_identity(self, alias_domain=None):
+        """Notification, bounce and catchall addresses the routing may use.
+
+        Without ``alias_domain``, core's contextual values win
+        (``domain_notifications_email`` and ``domain_bounce_address`` set by
+        the queue for the mail's record), then the company's alias domain.
+        """
+        if alias_domain:
+            notification = alias_domain.default_from_email
+            bounce = alias_domain.bounce_email
+            catchall = alias_domain.catchall_email
+        else:
+            context = self.env.context
+            notification = (
+                context.get("domain_notifications_email")
+                or self._get_default_from_address()
+            )
+            bounce = (
+                context.get("domain_bounce_address")
+                or self._get_default_bounce_address()
+            )
+            catchall = self.env.company.catchall_email
+        notification = tools.email_normalize(notification) or ""
+        return routing.Identity(
+            notification_email=notification,
+            bounce_email=tools.email_normalize(bounce) or "",
+            catchall_email=catchall or "",
+            forced=notification in self._get_forced_default_from(),
+        )
+
+    @api.model
+    @tools.ormcache()
+    def _get_forced_default_from(self):
+        """Alias domains' Default From typed as full addresses.
+
+        Such an address replaces every From (documentation: "Using a unique
+        email address for all outgoing emails"). Cached: the routing asks for
+        every group of mails; mail.alias.domain clears the cache on change.
+        """
+        domains = (
+            self.env["mail.alias.domain"]
+            .sudo()
+            .search_read([("default_from", "like", "@")], ["default_from"])
+        )
+        return frozenset(
+            tools.email_normalize(domain["default_from"]) for domain in domains
+        ) - {False}
+
+    @api.model
+    def _clear_forced_from_cache(self):
+        """Forget the cached full-address Default Froms (alias domains changed)."""
+        self.env.registry.clear_cache()
+
+    @api.model
+    def _get_routing_decision(
+        self,
+        email_from,
+        mail_servers=None,
+        fixed_server=None,
+        alias_domain=None,
+        reply_to="",
+    ):
+        """The routing core's :class:`~..tools.routing.Decision` for one From."""
+        return routing.route(
+            email_from or "",
+            self._get_routing_servers(mail_servers),
+            self._get_routing_identity(alias_domain),
+            cli_from_filter=self._get_default_from_filter() or "",
+            fixed_server=fixed_server._get_routing_server() if fixed_server else None,
+            reply_to=reply_to or "",
+            enforce_fixed_filter=self._is_fixed_filter_enforced(),
+        )
+
+    @api.model
+    def _is_fixed_filter_enforced(self):
+        """Rewrite a From that a mail's own server may not send.
+
+        Off by default: core sends it unchanged and Odoo's own tests
+        (test_mail TestMailMailServer) rely on that.
+        """
+        return tools.str2bool(
+            self.env["ir.config_parameter"].sudo().get_param(
+                "mail_outbound.enforce_fixed_server_filter", "False"
+            )
+        )
+
+    @api.model
+    def _explain_routing(self, decision):
+        """The decision's reason in the user's language."""
+        return routing.explain(decision, translate=self.env._)
+
+    # ------------------------------------------------------------
+    # Send pipeline
+    # ------------------------------------------------------------
+
+    def _find_mail_server(self, email_from, mail_servers=None):
+        """Documented server choice, from the routing core.
+
+        Core's own sequence is not called: it differs from the documentation
+        on ordering (ties by id) and on a full-address Default From, and the
+        whole point is that one implementation decides, explains and is
+        tested. The return contract is core's: (server or None, smtp_from).
+        """
+        if mail_servers is None:
+            mail_servers = self.sudo().search([])
+        decision = self._get_routing_decision(email_from, mail_servers=mail_servers)
+        if decision.warnings:
+            _logger.warning("Mail routing: %s", decision.reason)
+        server = mail_servers.browse(decision.server_id) if decision.server_id else None
+        return server, decision.smtp_from
+
+    @api.model
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
+        """Never send a From the named server may not send.
+
+        Core connects a named server with the message's From unchanged; here
+        the session is opened with the From the routing allows, and core's
+        ``_prepare_email_message`` rewrites the header from it.
+        """
+        if mail_server_id and not smtp_session:
+            server = self.sudo().browse(mail_server_id)
+            decision = self._get_routing_decision(message["From"], fixed_server=server)
+            if decision.rewritten:
+                smtp_session = self.connect(
+                    mail_server_id=mail_server_id,
+                    smtp_from=decision.smtp_from,
+                    smtp_debug=smtp_debug,
+                )
+                if smtp_session:
+                    try:
+                        return super().send_email(
+                            message,
+                            mail_server_id=mail_server_id,
+                            smtp_session=smtp_session,
+                        )
+                    finally:
+                        self._close_session(smtp_session)
+        return super().send_email(
+            message,
+            mail_server_id=mail_server_id,
+            smtp_server=smtp_server,
+            smtp_port=smtp_port,
+            smtp_user=smtp_user,
+            smtp_password=smtp_password,
+            smtp_encryption=smtp_encryption,
+            smtp_ssl_certificate=smtp_ssl_certificate,
+            smtp_ssl_private_key=smtp_ssl_private_key,
+            smtp_debug=smtp_debug,
+            smtp_session=smtp_session,
+        )
+
+    @api.model
+    def _close_session(self, smtp_session):
+        try:
+            smtp_session.quit()
+        except Exception:  # noqa: BLE001 - a dead session has nothing to close
+            _logger.debug("SMTP session already closed", exc_info=True)

@@ -1,0 +1,139 @@
+from collections import defaultdict
+
+from odoo import api, fields, models, tools
+
+from ..tools import routing
+
+
+class MailMail(models.Model):
+    _inherit = "mail.mail"
+
+    routing_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Routed Through",
+        readonly=True,
+        index="btree_not_null",
+        help="Outgoing server the routing chose when the mail was sent. Empty "
+        "with a rule: the command-line (odoo-bin) server.",
+    )
+    routing_email_from = fields.Char(
+        "Sent As", readonly=True, help="From header as the mail left Odoo."
+    )
+    routing_envelope_from = fields.Char(
+        "Envelope Sender",
+        readonly=True,
+        help="Return-Path: where delivery errors (bounces) are sent.",
+    )
+    routing_rule = fields.Selection(
+        [
+            ("from_address", "Server filter lists the sender address"),
+            ("from_domain", "Server filter lists the sender domain"),
+            ("notification_address", "Server filter lists the notification address"),
+            ("notification_domain", "Server filter lists the notification domain"),
+            ("no_filter", "First server without filter"),
+            ("first_server", "First server (no filter matches)"),
+            ("cli_from", "Command-line server, sender kept"),
+            ("cli_notification", "Command-line server, notification address"),
+            ("cli_fallback", "Command-line server (no filter matches)"),
+            ("fixed_from", "Requested server, sender kept"),
+            ("fixed_notification", "Requested server, notification address"),
+            ("fixed_mismatch", "Requested server (filter does not match)"),
+            ("fixed_unenforced", "Requested server, sender kept (not enforced)"),
+        ],
+        string="Routing Rule",
+        readonly=True,
+    )
+    routing_data = fields.Json(readonly=True, copy=False)
+    routing_reason = fields.Text(compute="_compute_routing_reason")
+
+    @api.depends("routing_rule", "routing_data")
+    def _compute_routing_reason(self):
+        explain = self.env["ir.mail_server"]._explain_routing
+        for mail in self:
+            data = mail.routing_data or {}
+            mail.routing_reason = mail.routing_rule and explain(
+                routing.Decision(
+                    rule=mail.routing_rule,
+                    server_id=mail.routing_server_id.id or None,
+                    server_name=mail.routing_server_id.name or "",
+                    smtp_from="",
+                    header_from=mail.routing_email_from or "",
+                    envelope_from=mail.routing_envelope_from or "",
+                    reply_to="",
+                    rewritten=bool(data.get("rewritten")),
+                    forced=bool(data.get("forced")),
+                    warnings=tuple(data.get("warnings", ())),
+                    params=data.get("params", {}),
+                )
+            )
+
+    # ------------------------------------------------------------
+    # Send pipeline
+    # ------------------------------------------------------------
+
+    def _split_by_mail_configuration(self):
+        """Core's grouping, with each mail's routing decided and recorded.
+
+        Core already asked ``_find_mail_server`` (our routing) for mails
+        without a server; mails that name their server were grouped with
+        their From unchanged, which core would send as is. Both are decided
+        again here per distinct (From, server, alias domain) — a pure,
+        microsecond call — so that the decision is written on the mails and
+        a named server's batch gets the From its filter allows.
+        """
+        decide = self._get_routing_decision_memo()
+        for (
+            server_id,
+            alias_domain_id,
+            smtp_from,
+            batch_ids,
+        ) in super()._split_by_mail_configuration():
+            per_smtp_from = defaultdict(list)
+            # decisions are memoised, so identity groups equal decisions
+            per_decision = defaultdict(list)
+            for mail in self.browse(batch_ids):
+                decision = decide(mail)
+                per_smtp_from[decision.smtp_from or smtp_from].append(mail.id)
+                per_decision[id(decision)].append((decision, mail.id))
+            for pairs in per_decision.values():
+                mails = self.browse([mail_id for _decision, mail_id in pairs])
+                mails.write(self._prepare_routing_values(pairs[0][0]))
+            for group_smtp_from, mail_ids in per_smtp_from.items():
+                yield server_id, alias_domain_id, group_smtp_from, mail_ids
+
+    def _get_routing_decision_memo(self):
+        """A function mail -> Decision, computed once per distinct input."""
+        IrMailServer = self.env["ir.mail_server"].sudo()
+        servers = IrMailServer.search([])
+        memo = {}
+
+        def decide(mail):
+            # same protection as core against an already formatted From
+            emails_from = tools.mail.email_split_and_format(mail.email_from)
+            email_from = emails_from[0] if emails_from else mail.email_from
+            key = (email_from, mail.mail_server_id.id, mail.record_alias_domain_id.id)
+            if key not in memo:
+                memo[key] = IrMailServer._get_routing_decision(
+                    email_from,
+                    mail_servers=servers,
+                    fixed_server=mail.mail_server_id.sudo() or None,
+                    alias_domain=mail.record_alias_domain_id.sudo() or None,
+                    reply_to=mail.reply_to,
+                )
+            return memo[key]
+
+        return decide
+
+    def _prepare_routing_values(self, decision):
+        return {
+            "routing_server_id": decision.server_id or False,
+            "routing_email_from": decision.header_from,
+            "routing_envelope_from": decision.envelope_from,
+            "routing_rule": decision.rule,
+            "routing_data": {
+                "params": decision.params,
+                "warnings": list(decision.warnings),
+                "forced": decision.forced,
+                "rewritten": decision.rewritten,
+            },
+        }
