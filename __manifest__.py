@@ -11,7 +11,13 @@
     "maintainers": ["mail-outbound"],
     "depends": ["mail", "base_setup"],
     "external_dependencies": {"python": []},
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "views/mail_outbound_routing_preview_views.xml",
+        "views/ir_mail_server_views.xml",
+        "views/mail_mail_views.xml",
+        "views/res_config_settings_views.xml",
+    ],
     "installable": True,
     "application": False,
 }

@@ -1,1 +1,1 @@
-
+from . import mail_outbound_routing_preview

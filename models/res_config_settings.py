@@ -1,0 +1,77 @@
+from odoo import _, api, fields, models
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    alias_domain_bounce_alias = fields.Char(
+        related="alias_domain_id.bounce_alias", readonly=False
+    )
+    alias_domain_catchall_alias = fields.Char(
+        related="alias_domain_id.catchall_alias", readonly=False
+    )
+    alias_domain_default_from = fields.Char(
+        related="alias_domain_id.default_from", readonly=False
+    )
+    alias_domain_bounce_email = fields.Char(related="alias_domain_id.bounce_email")
+    alias_domain_catchall_email = fields.Char(
+        related="alias_domain_id.catchall_email"
+    )
+    alias_domain_default_from_email = fields.Char(
+        related="alias_domain_id.default_from_email"
+    )
+    alias_domain_notification_example = fields.Char(
+        "Notification Address", compute="_compute_alias_domain_notification_example"
+    )
+    mail_outbound_enforce_fixed_filter = fields.Boolean(
+        "Enforce FROM Filters on a Mail's Own Server",
+        config_parameter="mail_outbound.enforce_fixed_server_filter",
+        help="A mail that asks for a server (a mass mailing's dedicated server, "
+        "a template's server) is sent as the notification address when that "
+        "server's FROM filter does not allow its From. Off: the From is kept, "
+        "as in standard Odoo, and the mail records a warning.",
+    )
+
+    @api.depends("alias_domain_default_from_email", "company_id")
+    def _compute_alias_domain_notification_example(self):
+        for settings in self:
+            email = settings.alias_domain_default_from_email
+            settings.alias_domain_notification_example = email and (
+                f'"{self.env.user.name}" <{email}>'
+            )
+
+    @api.onchange(
+        "alias_domain_bounce_alias",
+        "alias_domain_catchall_alias",
+        "alias_domain_default_from",
+    )
+    def _onchange_alias_domain_aliases(self):
+        domain = self.alias_domain_id
+        if not domain:
+            return None
+        # the related fields already hold the new values in this record's
+        # cache: compare with what the database has
+        self.env.cr.execute(
+            "SELECT bounce_alias, catchall_alias, default_from "
+            "FROM mail_alias_domain WHERE id = %s",
+            (domain.id,),
+        )
+        stored = self.env.cr.fetchone() or (None, None, None)
+        typed = (
+            self.alias_domain_bounce_alias,
+            self.alias_domain_catchall_alias,
+            self.alias_domain_default_from,
+        )
+        if all((new or None) == (old or None) for new, old in zip(typed, stored)):
+            return None
+        return {
+            "warning": {
+                "title": _("Changing an alias of %(domain)s", domain=domain.name),
+                "message": _(
+                    "Replies to emails already sent with the previous bounce, "
+                    "catchall or default From address will no longer be routed "
+                    "to Odoo unless your mail server redirects the old address "
+                    "to the new one. Keep the old mailbox forwarding for a while."
+                ),
+            }
+        }
