@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 from odoo import _, api, fields, models, tools
@@ -19,6 +20,30 @@ class IrMailServer(models.Model):
         "notification address. Empty: the server may send as anyone, and is "
         "used for senders no filter lists.",
     )
+
+    outbound_traffic = fields.Selection(
+        [
+            ("both", "Transactional and mass mailing"),
+            ("transactional", "Transactional only"),
+            ("mass", "Mass mailing only"),
+        ],
+        string="Carries",
+        default="both",
+        required=True,
+        help="Which mail this server sends. Transactional mail (notifications, "
+        "quotations, invoices) goes to the first server carrying it; mass "
+        "mailings to the dedicated mass-mailing server set in Settings, else to "
+        "the first server carrying them. The dedicated server carries mass "
+        "mailings only.",
+    )
+    is_dedicated_mass_server = fields.Boolean(
+        "Dedicated Mass-Mailing Server", compute="_compute_is_dedicated_mass_server"
+    )
+
+    def _compute_is_dedicated_mass_server(self):
+        dedicated = self._get_dedicated_mass_server()
+        for server in self:
+            server.is_dedicated_mass_server = server == dedicated
 
     @api.constrains("from_filter")
     def _check_from_filter(self):
@@ -66,13 +91,42 @@ class IrMailServer(models.Model):
             priority=self.sequence,
             from_filter=self.from_filter or "",
             active=self.active,
+            traffic=self.outbound_traffic or routing.TRAFFIC_BOTH,
         )
 
     @api.model
     def _get_routing_servers(self, mail_servers=None):
         if mail_servers is None:
             mail_servers = self.sudo().search([])
-        return [server._get_routing_server() for server in mail_servers]
+        servers = [server._get_routing_server() for server in mail_servers]
+        dedicated = self._get_dedicated_mass_server()
+        # documented: the server selected for mass mailings sends those only
+        return [
+            dataclasses.replace(server, traffic=routing.TRAFFIC_MASS)
+            if server.id == dedicated.id
+            else server
+            for server in servers
+        ]
+
+    @api.model
+    def _get_dedicated_mass_server(self):
+        """The server chosen for mass mailings in Settings, if any.
+
+        Same parameters as mass_mailing's "Dedicated Server", so that both
+        settings are one, with or without that module.
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        if not tools.str2bool(
+            params.get_param("mass_mailing.outgoing_mail_server") or "0"
+        ):
+            return self.browse()
+        server_id = params.get_param("mass_mailing.mail_server_id")
+        server = (
+            self.sudo().browse(int(server_id))
+            if server_id and server_id.isdigit()
+            else self.browse()
+        )
+        return server.exists().filtered("active")
 
     @api.model
     def _get_routing_identity(self, alias_domain=None):
@@ -136,8 +190,16 @@ class IrMailServer(models.Model):
         fixed_server=None,
         alias_domain=None,
         reply_to="",
+        traffic=routing.TRAFFIC_TRANSACTIONAL,
     ):
-        """The routing core's :class:`~..tools.routing.Decision` for one From."""
+        """The routing core's :class:`~..tools.routing.Decision` for one From.
+
+        A mass mail that names no server goes to the dedicated mass-mailing
+        server when there is one, as documented; otherwise to the servers
+        carrying mass mail.
+        """
+        if traffic == routing.TRAFFIC_MASS and not fixed_server:
+            fixed_server = self._get_dedicated_mass_server() or None
         return routing.route(
             email_from or "",
             self._get_routing_servers(mail_servers),
@@ -146,6 +208,7 @@ class IrMailServer(models.Model):
             fixed_server=fixed_server._get_routing_server() if fixed_server else None,
             reply_to=reply_to or "",
             enforce_fixed_filter=self._is_fixed_filter_enforced(),
+            traffic=traffic,
         )
 
     @api.model
@@ -156,9 +219,10 @@ class IrMailServer(models.Model):
         (test_mail TestMailMailServer) rely on that.
         """
         return tools.str2bool(
-            self.env["ir.config_parameter"].sudo().get_param(
-                "mail_outbound.enforce_fixed_server_filter", "False"
-            )
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.enforce_fixed_server_filter")
+            or "0"
         )
 
     @api.model

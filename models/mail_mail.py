@@ -43,6 +43,15 @@ class MailMail(models.Model):
         string="Routing Rule",
         readonly=True,
     )
+    routing_traffic = fields.Selection(
+        [("transactional", "Transactional"), ("mass", "Mass Mailing")],
+        string="Traffic",
+        default="transactional",
+        required=True,
+        help="Mass mail (from a mailing, or flagged so by the code that created "
+        "it) is sent through the dedicated mass-mailing server or the servers "
+        "carrying mass mail; everything else through transactional servers.",
+    )
     routing_data = fields.Json(readonly=True, copy=False)
     routing_reason = fields.Text(compute="_compute_routing_reason")
 
@@ -67,6 +76,15 @@ class MailMail(models.Model):
                 )
             )
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        # mass_mailing's mailing_id, when that module is installed
+        if "mailing_id" in self._fields:
+            for vals in vals_list:
+                if vals.get("mailing_id") and "routing_traffic" not in vals:
+                    vals["routing_traffic"] = routing.TRAFFIC_MASS
+        return super().create(vals_list)
+
     # ------------------------------------------------------------
     # Send pipeline
     # ------------------------------------------------------------
@@ -75,31 +93,38 @@ class MailMail(models.Model):
         """Core's grouping, with each mail's routing decided and recorded.
 
         Core already asked ``_find_mail_server`` (our routing) for mails
-        without a server; mails that name their server were grouped with
-        their From unchanged, which core would send as is. Both are decided
-        again here per distinct (From, server, alias domain) — a pure,
-        microsecond call — so that the decision is written on the mails and
+        without a server, but as transactional mail; mails that name their
+        server were grouped with their From unchanged, which core would send
+        as is. Each distinct (From, server, alias domain, traffic, Reply-To)
+        is decided again here — a pure, microsecond call — so that the
+        decision is written on the mails, mass mail reaches mass servers and
         a named server's batch gets the From its filter allows.
         """
         decide = self._get_routing_decision_memo()
         for (
-            server_id,
+            _server_id,
             alias_domain_id,
             smtp_from,
             batch_ids,
         ) in super()._split_by_mail_configuration():
-            per_smtp_from = defaultdict(list)
+            # core grouped by server and From without knowing the traffic
+            # class or a named server's filter: regroup by the decision
+            per_session = defaultdict(list)
             # decisions are memoised, so identity groups equal decisions
             per_decision = defaultdict(list)
             for mail in self.browse(batch_ids):
                 decision = decide(mail)
-                per_smtp_from[decision.smtp_from or smtp_from].append(mail.id)
+                session_key = (
+                    decision.server_id or False,
+                    decision.smtp_from or smtp_from,
+                )
+                per_session[session_key].append(mail.id)
                 per_decision[id(decision)].append((decision, mail.id))
             for pairs in per_decision.values():
                 mails = self.browse([mail_id for _decision, mail_id in pairs])
                 mails.write(self._prepare_routing_values(pairs[0][0]))
-            for group_smtp_from, mail_ids in per_smtp_from.items():
-                yield server_id, alias_domain_id, group_smtp_from, mail_ids
+            for (session_server_id, session_from), mail_ids in per_session.items():
+                yield session_server_id, alias_domain_id, session_from, mail_ids
 
     def _get_routing_decision_memo(self):
         """A function mail -> Decision, computed once per distinct input."""
@@ -111,7 +136,13 @@ class MailMail(models.Model):
             # same protection as core against an already formatted From
             emails_from = tools.mail.email_split_and_format(mail.email_from)
             email_from = emails_from[0] if emails_from else mail.email_from
-            key = (email_from, mail.mail_server_id.id, mail.record_alias_domain_id.id)
+            key = (
+                email_from,
+                mail.mail_server_id.id,
+                mail.record_alias_domain_id.id,
+                mail.routing_traffic,
+                mail.reply_to,
+            )
             if key not in memo:
                 memo[key] = IrMailServer._get_routing_decision(
                     email_from,
@@ -119,6 +150,7 @@ class MailMail(models.Model):
                     fixed_server=mail.mail_server_id.sudo() or None,
                     alias_domain=mail.record_alias_domain_id.sudo() or None,
                     reply_to=mail.reply_to,
+                    traffic=mail.routing_traffic,
                 )
             return memo[key]
 
@@ -130,6 +162,7 @@ class MailMail(models.Model):
             "routing_email_from": decision.header_from,
             "routing_envelope_from": decision.envelope_from,
             "routing_rule": decision.rule,
+            "routing_traffic": decision.traffic,
             "routing_data": {
                 "params": decision.params,
                 "warnings": list(decision.warnings),

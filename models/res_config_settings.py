@@ -14,9 +14,7 @@ class ResConfigSettings(models.TransientModel):
         related="alias_domain_id.default_from", readonly=False
     )
     alias_domain_bounce_email = fields.Char(related="alias_domain_id.bounce_email")
-    alias_domain_catchall_email = fields.Char(
-        related="alias_domain_id.catchall_email"
-    )
+    alias_domain_catchall_email = fields.Char(related="alias_domain_id.catchall_email")
     alias_domain_default_from_email = fields.Char(
         related="alias_domain_id.default_from_email"
     )
@@ -31,6 +29,47 @@ class ResConfigSettings(models.TransientModel):
         "server's FROM filter does not allow its From. Off: the From is kept, "
         "as in standard Odoo, and the mail records a warning.",
     )
+
+    # Same parameters as mass_mailing's "Dedicated Server": one setting,
+    # shown here without mass_mailing and there with it (see set_values).
+    mail_outbound_mass_server_enabled = fields.Boolean(
+        "Dedicated Mass-Mailing Server",
+        help="Send mass mailings through one server, and only mass mailings "
+        "through it; transactional mail uses the other servers.",
+    )
+    mail_outbound_mass_server_id = fields.Many2one(
+        "ir.mail_server", "Mass-Mailing Server", domain=[("active", "=", True)]
+    )
+    mail_outbound_mass_mailing_installed = fields.Boolean(
+        compute="_compute_mail_outbound_mass_mailing_installed"
+    )
+
+    def _compute_mail_outbound_mass_mailing_installed(self):
+        self.mail_outbound_mass_mailing_installed = self._mass_mailing_owns_setting()
+
+    def _mass_mailing_owns_setting(self):
+        return "mass_mailing_mail_server_id" in self._fields
+
+    @api.model
+    def get_values(self):
+        values = super().get_values()
+        server = self.env["ir.mail_server"]._get_dedicated_mass_server()
+        values["mail_outbound_mass_server_enabled"] = bool(server)
+        values["mail_outbound_mass_server_id"] = server.id
+        return values
+
+    def set_values(self):
+        super().set_values()
+        if self._mass_mailing_owns_setting():
+            # mass_mailing's own fields wrote the same parameters
+            return
+        params = self.env["ir.config_parameter"].sudo()
+        enabled = self.mail_outbound_mass_server_enabled
+        params.set_param("mass_mailing.outgoing_mail_server", enabled)
+        params.set_param(
+            "mass_mailing.mail_server_id",
+            enabled and self.mail_outbound_mass_server_id.id or False,
+        )
 
     @api.depends("alias_domain_default_from_email", "company_id")
     def _compute_alias_domain_notification_example(self):

@@ -39,6 +39,11 @@ class MailOutboundRoutingPreview(models.TransientModel):
         help="Chatter notifications reply to the catchall address; other mails "
         "without a Reply-To reply to their original From.",
     )
+    traffic = fields.Selection(
+        [("transactional", "Transactional"), ("mass", "Mass Mailing")],
+        default="transactional",
+        required=True,
+    )
     result_server = fields.Char("Server", compute="_compute_result")
     result_email_from = fields.Char("From Sent", compute="_compute_result")
     result_envelope_from = fields.Char("Envelope Sender", compute="_compute_result")
@@ -47,7 +52,9 @@ class MailOutboundRoutingPreview(models.TransientModel):
     result_reason = fields.Text("Why", compute="_compute_result")
     result_warning = fields.Boolean(compute="_compute_result")
 
-    @api.depends("company_id", "email_from", "mail_server_id", "from_chatter")
+    @api.depends(
+        "company_id", "email_from", "mail_server_id", "from_chatter", "traffic"
+    )
     def _compute_result(self):
         IrMailServer = self.env["ir.mail_server"].sudo()
         rules = dict(
@@ -72,6 +79,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
                 fixed_server=preview.mail_server_id.sudo() or None,
                 alias_domain=alias_domain or None,
                 reply_to=reply_to,
+                traffic=preview.traffic,
             )
             preview.result_server = decision.server_name or _(
                 "Command-line server (odoo-bin options)"
