@@ -2,9 +2,9 @@ import dataclasses
 import logging
 
 from odoo import _, api, fields, models, tools
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
-from ..tools import addresses, routing
+from ..tools import addresses, ports, routing
 
 _logger = logging.getLogger(__name__)
 
@@ -54,6 +54,58 @@ class IrMailServer(models.Model):
                 raise ValidationError(
                     self._from_filter_error_message(server, error)
                 ) from error
+
+    @api.constrains("smtp_port", "smtp_authentication", "active")
+    def _check_smtp_port_not_blocked(self):
+        blocked = self._get_blocked_ports()
+        for server in self:
+            if server._is_port_blocked(blocked):
+                raise ValidationError(server._blocked_port_message())
+
+    def _is_port_blocked(self, blocked=None):
+        self.ensure_one()
+        if self.smtp_authentication == "cli" or not self.active:
+            return False
+        blocked = self._get_blocked_ports() if blocked is None else blocked
+        return ports.is_port_blocked(self.smtp_port, blocked)
+
+    def _blocked_port_message(self):
+        return _(
+            "Port %(port)s of %(server)s is blocked on this database (Settings > "
+            "Discuss > Blocked SMTP Ports). Use 465 with SSL/TLS, or 587 or 2525 "
+            "with STARTTLS, as your provider documents.",
+            port=self.smtp_port,
+            server=self.name,
+        )
+
+    @api.model
+    def _get_blocked_ports(self):
+        value = (
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.blocked_ports", "")
+        )
+        try:
+            return ports.parse_blocked_ports(value)
+        except ValueError:
+            # the setting validates on save; a hand-edited parameter must not
+            # stop every send, so it blocks nothing and says so
+            _logger.warning("Ignoring invalid mail_outbound.blocked_ports %r", value)
+            return set()
+
+    @api.onchange("smtp_encryption")
+    def _onchange_encryption(self):
+        """Propose the submission port, never one this database blocks.
+
+        Core proposes 25 for STARTTLS; submission with STARTTLS is 587
+        (RFC 6409), implicit TLS 465 (RFC 8314).
+        """
+        result = super()._onchange_encryption()
+        if self.smtp_encryption == "starttls":
+            self.smtp_port = ports.suggested_port("starttls")
+        elif ports.is_port_blocked(self.smtp_port, self._get_blocked_ports()):
+            self.smtp_port = ports.suggested_port(self.smtp_encryption)
+        return result
 
     def _from_filter_error_message(self, server, error):
         if error.problem == "header_injection":
@@ -249,6 +301,39 @@ class IrMailServer(models.Model):
             _logger.warning("Mail routing: %s", decision.reason)
         server = mail_servers.browse(decision.server_id) if decision.server_id else None
         return server, decision.smtp_from
+
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
+        """Refuse a server on a blocked port before any packet leaves."""
+        if mail_server_id:
+            server = self.sudo().browse(mail_server_id)
+            if server.exists() and server._is_port_blocked():
+                raise UserError(server._blocked_port_message())
+        return super().connect(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            encryption=encryption,
+            smtp_from=smtp_from,
+            ssl_certificate=ssl_certificate,
+            ssl_private_key=ssl_private_key,
+            smtp_debug=smtp_debug,
+            mail_server_id=mail_server_id,
+            allow_archived=allow_archived,
+        )
 
     @api.model
     def send_email(

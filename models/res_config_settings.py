@@ -1,4 +1,7 @@
 from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..tools import ports
 
 
 class ResConfigSettings(models.TransientModel):
@@ -71,6 +74,29 @@ class ResConfigSettings(models.TransientModel):
             enabled and self.mail_outbound_mass_server_id.id or False,
         )
 
+    mail_outbound_blocked_ports = fields.Char(
+        "Blocked SMTP Ports",
+        config_parameter="mail_outbound.blocked_ports",
+        help="Comma-separated ports outgoing servers may not use, e.g. 25 as "
+        "hosting operators block it. Servers on these ports cannot be saved, "
+        "tested or used.",
+    )
+
+    @api.constrains("mail_outbound_blocked_ports")
+    def _check_mail_outbound_blocked_ports(self):
+        for settings in self.filtered("mail_outbound_blocked_ports"):
+            try:
+                ports.parse_blocked_ports(settings.mail_outbound_blocked_ports)
+            except ValueError as error:
+                raise ValidationError(
+                    _(
+                        'Blocked SMTP Ports: "%(part)s" is not a port number. '
+                        "Type port numbers between 1 and 65535 separated by "
+                        'commas, e.g. "25, 2526".',
+                        part=error.args[0] if error.args else "",
+                    )
+                ) from error
+
     @api.depends("alias_domain_default_from_email", "company_id")
     def _compute_alias_domain_notification_example(self):
         for settings in self:
@@ -101,7 +127,10 @@ class ResConfigSettings(models.TransientModel):
             self.alias_domain_catchall_alias,
             self.alias_domain_default_from,
         )
-        if all((new or None) == (old or None) for new, old in zip(typed, stored)):
+        if all(
+            (new or None) == (old or None)
+            for new, old in zip(typed, stored, strict=True)
+        ):
             return None
         return {
             "warning": {

@@ -1,1 +1,2 @@
+from . import test_port_policy
 from . import test_routing_config
