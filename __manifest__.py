@@ -13,10 +13,13 @@
     "external_dependencies": {"python": []},
     "data": [
         "security/ir.model.access.csv",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
         "views/mail_outbound_routing_preview_views.xml",
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/res_config_settings_views.xml",
+        "views/mail_delivery_log_views.xml",
     ],
     "installable": True,
     "application": False,

@@ -1,0 +1,68 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+
+class MailDeliveryLog(models.Model):
+    """One delivery attempt of one mail: who sent it where, and what came back.
+
+    Written by the send pipeline for every attempt (sent, deferred or failed),
+    so that an administrator can answer "what happened to this mail?" and
+    "how is this server doing?" without reading server logs. Kept for a
+    configurable number of days (``mail_outbound.delivery_log_days``).
+    """
+
+    _name = "mail.delivery.log"
+    _description = "Mail Delivery Attempt"
+    _order = "create_date desc, id desc"
+    _rec_name = "subject"
+
+    mail_id = fields.Many2one(
+        "mail.mail",
+        "Mail",
+        ondelete="set null",
+        # sent mails are often auto-deleted: the log outlives them
+        index="btree_not_null",
+    )
+    message_id = fields.Char("Message-ID", index=True)
+    subject = fields.Char()
+    mail_server_id = fields.Many2one(
+        "ir.mail_server", "Server", ondelete="set null", index=True
+    )
+    server_name = fields.Char(help="Kept when the server record is deleted.")
+    email_from = fields.Char("Sent As")
+    recipient_count = fields.Integer("Recipients")
+    traffic = fields.Selection(
+        [("transactional", "Transactional"), ("mass", "Mass Mailing")]
+    )
+    attempt = fields.Integer(default=1)
+    outcome = fields.Selection(
+        [("sent", "Sent"), ("deferred", "Deferred"), ("failed", "Failed")],
+        required=True,
+        index=True,
+    )
+    smtp_code = fields.Integer("SMTP Code")
+    smtp_reply = fields.Char("SMTP Reply")
+    reason = fields.Text()
+    next_attempt = fields.Datetime("Next Attempt")
+    failover_from_id = fields.Many2one(
+        "ir.mail_server", "Failed Over From", ondelete="set null"
+    )
+    duration_ms = fields.Integer("Duration (ms)", aggregator="avg")
+    company_id = fields.Many2one("res.company", index=True)
+
+    @api.model
+    def _gc_delivery_log(self):
+        """Cron: drop attempts older than the retention setting."""
+        days = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.delivery_log_days", 30)
+        )
+        if days <= 0:
+            return
+        limit = fields.Datetime.now() - timedelta(days=days)
+        # this table grows by one row per attempt: delete in SQL, not by ORM
+        self.env.cr.execute(
+            "DELETE FROM mail_delivery_log WHERE create_date < %s", (limit,)
+        )
