@@ -1,2 +1,3 @@
 from . import test_port_policy
 from . import test_routing_config
+from . import test_routing_send

@@ -18,7 +18,63 @@ Other modules reuse them::
             cls.smtp, cls.server = cls.start_smtp_server("Mine", "example.com")
 """
 
+import email
+import email.policy
+import socket
+import threading
+from unittest.mock import patch
+
+from aiosmtpd.controller import Controller
+
+from odoo import modules
+from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from odoo.tests import TransactionCase
+from odoo.tools import config
+
+
+class RecordingHandler:
+    """aiosmtpd handler that keeps what each transaction delivered."""
+
+    def __init__(self):
+        self.messages = []
+        self._condition = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
+        with self._condition:
+            self.messages.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "message": message,
+                }
+            )
+            self._condition.notify_all()
+        return "250 2.0.0 Ok: queued"
+
+
+class LoopbackSmtpServer:
+    """A real SMTP server on 127.0.0.1 that records the mails it receives."""
+
+    def __init__(self):
+        self.handler = RecordingHandler()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
 
 
 class MailOutboundCase(TransactionCase):
@@ -61,3 +117,58 @@ class MailOutboundCase(TransactionCase):
         cls.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.enforce_fixed_server_filter", str(bool(enforce))
         )
+
+
+class MailOutboundSmtpCase(MailOutboundCase):
+    """Real loopback SMTP servers, and Odoo allowed to talk to them.
+
+    Odoo skips SMTP while tests run (``modules.module.current_test``); here
+    it is switched back on for the class, so that every send reaches a real
+    server and the tests assert on what that server received.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.startClassPatcher(patch.object(modules.module, "current_test", False))
+        # never the odoo-bin SMTP server of the machine running the tests
+        cls.startClassPatcher(patch.dict(config.options, {"smtp_server": ""}))
+        cls.startClassPatcher(patch.object(base_ir_mail_server, "SMTP_TIMEOUT", 5))
+        cls.loopback_servers = []
+
+    @classmethod
+    def start_smtp_server(cls, name, from_filter=False, sequence=10, **values):
+        """A loopback SMTP server and the ir.mail_server record using it."""
+        smtp = LoopbackSmtpServer().start()
+        cls.addClassCleanup(smtp.stop)
+        cls.loopback_servers.append(smtp)
+        server = cls.create_server(
+            name, from_filter, sequence, smtp_port=smtp.port, **values
+        )
+        return smtp, server
+
+    def setUp(self):
+        super().setUp()
+        for smtp in self.loopback_servers:
+            smtp.messages.clear()
+
+    def assertAddress(self, header, name, address):
+        """``header`` (a parsed From/Reply-To) holds exactly ``name <address>``.
+
+        Compared parsed, not as text: quoting and RFC 2047 encoding of the
+        display name are the serialiser's business.
+        """
+        self.assertEqual(
+            [(a.display_name, a.addr_spec) for a in header.addresses],
+            [(name, address)],
+        )
+
+    def received(self, smtp, count=1):
+        """The messages ``smtp`` received, checking how many there are."""
+        self.assertEqual(
+            len(smtp.messages),
+            count,
+            f"expected {count} message(s), got "
+            f"{[m['message']['From'] for m in smtp.messages]}",
+        )
+        return smtp.messages
