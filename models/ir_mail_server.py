@@ -29,7 +29,8 @@ class IrMailServer(models.Model):
         ],
         string="Carries",
         default="both",
-        required=True,
+        # not NOT NULL: core inserts servers while mail_outbound is not loaded
+        # yet (at_install tests of mail on a database that has the addon)
         help="Which mail this server sends. Transactional mail (notifications, "
         "quotations, invoices) goes to the first server carrying it; mass "
         "mailings to the dedicated mass-mailing server set in Settings, else to "

@@ -47,7 +47,8 @@ class MailMail(models.Model):
         [("transactional", "Transactional"), ("mass", "Mass Mailing")],
         string="Traffic",
         default="transactional",
-        required=True,
+        # not NOT NULL: mails are created while mail_outbound is not loaded yet
+        # (at_install tests of earlier modules on a database that has the addon)
         help="Mass mail (from a mailing, or flagged so by the code that created "
         "it) is sent through the dedicated mass-mailing server or the servers "
         "carrying mass mail; everything else through transactional servers.",
@@ -140,7 +141,7 @@ class MailMail(models.Model):
                 email_from,
                 mail.mail_server_id.id,
                 mail.record_alias_domain_id.id,
-                mail.routing_traffic,
+                mail.routing_traffic or routing.TRAFFIC_TRANSACTIONAL,
                 mail.reply_to,
             )
             if key not in memo:
@@ -150,7 +151,7 @@ class MailMail(models.Model):
                     fixed_server=mail.mail_server_id.sudo() or None,
                     alias_domain=mail.record_alias_domain_id.sudo() or None,
                     reply_to=mail.reply_to,
-                    traffic=mail.routing_traffic,
+                    traffic=mail.routing_traffic or routing.TRAFFIC_TRANSACTIONAL,
                 )
             return memo[key]
 
