@@ -21,6 +21,4 @@
         "views/res_config_settings_views.xml",
         "views/mail_delivery_log_views.xml",
     ],
-    "installable": True,
-    "application": False,
 }

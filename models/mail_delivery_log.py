@@ -19,7 +19,6 @@ class MailDeliveryLog(models.Model):
 
     mail_id = fields.Many2one(
         "mail.mail",
-        "Mail",
         ondelete="set null",
         # sent mails are often auto-deleted: the log outlives them
         index="btree_not_null",
@@ -44,7 +43,7 @@ class MailDeliveryLog(models.Model):
     smtp_code = fields.Integer("SMTP Code")
     smtp_reply = fields.Char("SMTP Reply")
     reason = fields.Text()
-    next_attempt = fields.Datetime("Next Attempt")
+    next_attempt = fields.Datetime()
     failover_from_id = fields.Many2one(
         "ir.mail_server", "Failed Over From", ondelete="set null"
     )

@@ -40,7 +40,6 @@ class MailMail(models.Model):
             ("fixed_mismatch", "Requested server (filter does not match)"),
             ("fixed_unenforced", "Requested server, sender kept (not enforced)"),
         ],
-        string="Routing Rule",
         readonly=True,
     )
     routing_traffic = fields.Selection(

@@ -27,9 +27,10 @@ from unittest.mock import patch
 from aiosmtpd.controller import Controller
 
 from odoo import modules
-from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from odoo.tests import TransactionCase
 from odoo.tools import config
+
+from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 
 class RecordingHandler:

@@ -24,7 +24,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
         required=True,
         default=lambda self: self.env.user.email_formatted,
         help="The From of the mail as Odoo would write it, e.g. "
-        "\"Mary\" <mary@customer.example> for a customer's reply relayed to "
+        '"Mary" <mary@customer.example> for a customer\'s reply relayed to '
         "followers.",
     )
     mail_server_id = fields.Many2one(
@@ -58,15 +58,17 @@ class MailOutboundRoutingPreview(models.TransientModel):
     def _compute_result(self):
         IrMailServer = self.env["ir.mail_server"].sudo()
         rules = dict(
-            self.env["mail.mail"]._fields["routing_rule"]._description_selection(
-                self.env
-            )
+            self.env["mail.mail"]
+            ._fields["routing_rule"]
+            ._description_selection(self.env)
         )
         for preview in self:
             if addresses.has_line_break(preview.email_from):
                 preview._set_result_error(
-                    _("The From contains a line break, which Odoo refuses to "
-                      "send: remove it.")
+                    _(
+                        "The From contains a line break, which Odoo refuses to "
+                        "send: remove it."
+                    )
                 )
                 continue
             company = preview.company_id or self.env.company

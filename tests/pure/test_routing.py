@@ -1,6 +1,7 @@
 """The documented choice of server, rule by rule, without Odoo."""
 
 import pytest
+
 from mail_outbound_tools.routing import (
     REASONS,
     TRAFFIC_MASS,
