@@ -1,0 +1,321 @@
+"""Real SMTP servers on loopback for every test suite (no odoo import).
+
+Built on aiosmtpd. A server records what it receives and can be scripted to
+fail the way real providers do::
+
+    with LoopbackSmtp(
+        tls="starttls", certificate=certs.valid, users={"me": "secret"}
+    ) as smtp:
+        smtp.script("mail", 550, "5.7.1 Sender refused", match="bad@example.com")
+        smtp.script("rcpt", 451, "4.7.1 Try later", times=2)  # then accepts
+        smtp.script("data", 554, "5.6.0 Rejected")
+        smtp.script("ehlo", action="close")  # drop the connection after EHLO
+        smtp.script("data", action="hang")  # never answer (client timeout)
+        ...
+        smtp.messages[0]["message"]["From"]
+
+``certificates(tmpdir)`` makes a CA and server certificates (valid, expired,
+for another host name, self-signed) with the ``cryptography`` package.
+"""
+
+import asyncio
+import datetime
+import email
+import email.policy
+import pathlib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
+
+
+@dataclass
+class Rule:
+    """One scripted answer: ``command`` in connect, ehlo, mail, rcpt, data."""
+
+    command: str
+    code: int = 0
+    text: str = ""
+    match: str = ""
+    times: int = 0  # 0: every time
+    action: str = "reply"  # reply, close, hang
+    used: int = field(default=0)
+
+    def applies(self, argument):
+        if self.times and self.used >= self.times:
+            return False
+        return not self.match or self.match.lower() in (argument or "").lower()
+
+
+class _Handler:
+    def __init__(self, owner):
+        self.owner = owner
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = await self.owner._scripted("mail", address, server)
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = await self.owner._scripted("rcpt", address, server)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await self.owner._scripted("data", "", server)
+        if reply:
+            return reply
+        self.owner._record(session, envelope)
+        return "250 2.0.0 Ok: queued"
+
+
+class _ScriptedSMTP(SMTP):
+    """aiosmtpd's SMTP with hooks at connect and EHLO."""
+
+    owner = None
+
+    async def _handle_client(self):
+        rule = self.owner._take("connect", "")
+        if rule and rule.action == "reply":
+            await self.push(f"{rule.code} {rule.text}")
+            self.transport.close()
+            return
+        if rule and rule.action == "close":
+            self.transport.close()
+            return
+        if rule and rule.action == "hang":
+            await self.owner._hang()
+            return
+        await super()._handle_client()
+
+    async def smtp_EHLO(self, hostname):
+        rule = self.owner._take("ehlo", hostname)
+        if rule and rule.action == "close":
+            await super().smtp_EHLO(hostname)
+            self.transport.close()
+            return
+        if rule and rule.action == "reply":
+            await self.push(f"{rule.code} {rule.text}")
+            return
+        await super().smtp_EHLO(hostname)
+
+
+class _Controller(Controller):
+    def __init__(self, owner, **kwargs):
+        self.owner = owner
+        super().__init__(_Handler(owner), **kwargs)
+
+    def factory(self):
+        smtp_class = type("OwnedSMTP", (_ScriptedSMTP,), {"owner": self.owner})
+        return smtp_class(self.handler, **self.SMTP_kwargs)
+
+
+class LoopbackSmtp:
+    """An SMTP server on 127.0.0.1, on a free port, in a background thread."""
+
+    def __init__(self, tls="none", certificate=None, users=None, auth_required=False):
+        assert tls in ("none", "starttls", "ssl")
+        self.tls = tls
+        self.users = users or {}
+        self.messages = []
+        self.rules = []
+        self._condition = threading.Condition()
+        self._release = threading.Event()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.host = "127.0.0.1"
+        context = None
+        if tls != "none":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certificate.cert, certificate.key)
+        kwargs = {
+            "hostname": self.host,
+            "port": self.port,
+            "server_hostname": "localhost",
+            "auth_required": auth_required,
+            # cleartext AUTH is what some tests check; never in production
+            "auth_require_tls": False,
+        }
+        if self.users:
+            kwargs["authenticator"] = self._authenticate
+        if tls == "starttls":
+            kwargs["tls_context"] = context
+        elif tls == "ssl":
+            kwargs["ssl_context"] = context
+        self.controller = _Controller(self, **kwargs)
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self._release.set()
+        self.controller.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- scripting ----------------------------------------------------------
+    def script(self, command, code=0, text="", match="", times=0, action="reply"):
+        self.rules.append(Rule(command, code, text, match, times, action))
+
+    def reset(self):
+        with self._condition:
+            self.messages.clear()
+            self.rules.clear()
+
+    def _take(self, command, argument):
+        for rule in self.rules:
+            if rule.command == command and rule.applies(argument):
+                rule.used += 1
+                return rule
+        return None
+
+    async def _hang(self):
+        # holds the client until the test ends or the server stops
+        while not self._release.is_set():
+            await asyncio.sleep(0.05)
+
+    async def _scripted(self, command, argument, server):
+        rule = self._take(command, argument)
+        if not rule:
+            return None
+        if rule.action == "hang":
+            await self._hang()
+            return "421 4.3.0 Shutting down"
+        if rule.action == "close":
+            server.transport.close()
+            return "421 4.3.0 Closing"
+        return f"{rule.code} {rule.text}"
+
+    # -- recording ----------------------------------------------------------
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode() if auth_data.login else ""
+        password = auth_data.password.decode() if auth_data.password else ""
+        # handled=False: let aiosmtpd answer 535 to a refusal
+        return AuthResult(success=self.users.get(login) == password, handled=False)
+
+    def _record(self, session, envelope):
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        with self._condition:
+            self.messages.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "message": message,
+                    "data": raw,
+                    "authenticated": bool(session.authenticated),
+                }
+            )
+            self._condition.notify_all()
+
+    def wait_for(self, count, timeout=5):
+        with self._condition:
+            return self._condition.wait_for(
+                lambda: len(self.messages) >= count, timeout
+            )
+
+
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class CertificatePair:
+    cert: str
+    key: str
+
+
+@dataclass
+class Certificates:
+    ca: str
+    valid: CertificatePair
+    expired: CertificatePair
+    wrong_host: CertificatePair
+    self_signed: CertificatePair
+
+
+def certificates(directory, host="localhost"):
+    """A CA and server certificates for ``host`` in ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = pathlib.Path(directory)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def write_key(name, key):
+        path = directory / f"{name}.key.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return str(path)
+
+    def write_cert(name, cert):
+        path = directory / f"{name}.cert.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+    def name(common_name):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("mail_outbound test CA"))
+        .issuer_name(name("mail_outbound test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def server(label, common_name, start, end, issuer_key=ca_key, issuer=ca_cert):
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(issuer.subject if issuer else name(common_name))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(common_name)]), False
+            )
+        )
+        cert = builder.sign(issuer_key or key, hashes.SHA256())
+        return CertificatePair(write_cert(label, cert), write_key(label, key))
+
+    day = datetime.timedelta(days=1)
+    return Certificates(
+        ca=write_cert("ca", ca_cert),
+        valid=server("valid", host, now - day, now + 30 * day),
+        expired=server("expired", host, now - 30 * day, now - day),
+        wrong_host=server("wrong_host", "other.invalid", now - day, now + 30 * day),
+        self_signed=server("self_signed", host, now - day, now + 30 * day, None, None),
+    )
