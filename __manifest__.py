@@ -16,6 +16,7 @@
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "views/mail_outbound_routing_preview_views.xml",
+        "views/mail_outbound_connection_test_views.xml",
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/res_config_settings_views.xml",

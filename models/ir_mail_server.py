@@ -1,10 +1,14 @@
+import base64
 import dataclasses
 import logging
+import os
 
 from odoo import _, api, fields, models, tools
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
-from ..tools import addresses, ports, routing
+from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
+
+from ..tools import addresses, ports, routing, smtp_diagnosis
 
 _logger = logging.getLogger(__name__)
 
@@ -282,6 +286,96 @@ class IrMailServer(models.Model):
     def _explain_routing(self, decision):
         """The decision's reason in the user's language."""
         return routing.explain(decision, translate=self.env._)
+
+    # ------------------------------------------------------------
+    # Test Connection
+    # ------------------------------------------------------------
+
+    def action_test_connection(self):
+        """Open the Test Connection checklist for this server."""
+        self.ensure_one()
+        if not self.env.is_system():
+            raise AccessError(
+                _("Only system administrators can test outgoing mail servers.")
+            )
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Test Connection: %(server)s", server=self.name),
+            "res_model": "mail.outbound.connection.test",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_mail_server_id": self.id},
+        }
+
+    def _get_test_senders(self):
+        """Every address this server will really send as.
+
+        The full addresses of its FROM filter, then, for each alias domain,
+        the notification address and the bounce envelope when the filter
+        allows them: those are what Odoo puts in MAIL FROM, so those are what
+        the provider must accept.
+        """
+        self.ensure_one()
+        server_filter = addresses.FromFilter(self.from_filter)
+        senders = [
+            part for part in addresses.split_filter(self.from_filter) if "@" in part
+        ]
+        for domain in self.env["mail.alias.domain"].sudo().search([]):
+            for address in (domain.default_from_email, domain.bounce_email):
+                if address and server_filter.allows(address):
+                    senders.append(address)
+        if not senders:
+            senders.append(self._get_test_email_from())
+        return list(dict.fromkeys(senders))
+
+    def _get_smtp_config(self, tempdir):
+        """This server's connection settings as plain data for the probe.
+
+        Certificates stored on the record are written to ``tempdir`` because
+        ``ssl`` loads them from files.
+        """
+        self.ensure_one()
+        config = tools.config
+        timeout = base_ir_mail_server.SMTP_TIMEOUT
+        cafile = (
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.smtp_ca_file")
+            or ""
+        )
+        if self.smtp_authentication == "cli":
+            return smtp_diagnosis.SmtpConfig(
+                host=config.get("smtp_server") or "",
+                port=int(config.get("smtp_port") or 25),
+                encryption="starttls" if config.get("smtp_ssl") else "none",
+                user=config.get("smtp_user") or "",
+                password=config.get("smtp_password") or "",
+                certfile=config.get("smtp_ssl_certificate_filename") or "",
+                keyfile=config.get("smtp_ssl_private_key_filename") or "",
+                cafile=cafile,
+                timeout=timeout,
+            )
+        server = self.sudo()
+        certfile = keyfile = ""
+        if server.smtp_authentication == "certificate":
+            certfile = os.path.join(tempdir, "client.cert.pem")
+            keyfile = os.path.join(tempdir, "client.key.pem")
+            with open(certfile, "wb") as cert:
+                cert.write(base64.b64decode(server.smtp_ssl_certificate))
+            with open(keyfile, "wb") as key:
+                key.write(base64.b64decode(server.smtp_ssl_private_key))
+        login = server.smtp_authentication == "login"
+        return smtp_diagnosis.SmtpConfig(
+            host=server.smtp_host or "",
+            port=server.smtp_port,
+            encryption=server.smtp_encryption or "none",
+            user=(server.smtp_user or "") if login else "",
+            password=(server.smtp_pass or "") if login else "",
+            certfile=certfile,
+            keyfile=keyfile,
+            cafile=cafile,
+            timeout=timeout,
+        )
 
     # ------------------------------------------------------------
     # Send pipeline

@@ -3,7 +3,7 @@
 ``MailOutboundCase`` gives every test class a company on the alias domain
 ``example.com`` (bounce, catchall, notifications), no other outgoing server,
 and helpers to create servers. ``MailOutboundSmtpCase`` adds real SMTP
-servers on loopback (``tests/smtp_servers.py``), one per server record, with
+servers on loopback (``tests/loopback_smtp.py``), one per server record, with
 sending re-enabled: Odoo skips SMTP entirely while tests run, which would
 make every send test pass without sending anything.
 
@@ -18,13 +18,7 @@ Other modules reuse them::
             cls.smtp, cls.server = cls.start_smtp_server("Mine", "example.com")
 """
 
-import email
-import email.policy
-import socket
-import threading
 from unittest.mock import patch
-
-from aiosmtpd.controller import Controller
 
 from odoo import modules
 from odoo.tests import TransactionCase
@@ -32,50 +26,7 @@ from odoo.tools import config
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
-
-class RecordingHandler:
-    """aiosmtpd handler that keeps what each transaction delivered."""
-
-    def __init__(self):
-        self.messages = []
-        self._condition = threading.Condition()
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(
-            envelope.original_content or envelope.content, policy=email.policy.default
-        )
-        with self._condition:
-            self.messages.append(
-                {
-                    "mail_from": envelope.mail_from,
-                    "rcpt_tos": list(envelope.rcpt_tos),
-                    "message": message,
-                }
-            )
-            self._condition.notify_all()
-        return "250 2.0.0 Ok: queued"
-
-
-class LoopbackSmtpServer:
-    """A real SMTP server on 127.0.0.1 that records the mails it receives."""
-
-    def __init__(self):
-        self.handler = RecordingHandler()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-    def start(self):
-        self.controller.start()
-        return self
-
-    def stop(self):
-        self.controller.stop()
+from .loopback_smtp import LoopbackSmtp
 
 
 class MailOutboundCase(TransactionCase):
@@ -138,11 +89,27 @@ class MailOutboundSmtpCase(MailOutboundCase):
         cls.loopback_servers = []
 
     @classmethod
-    def start_smtp_server(cls, name, from_filter=False, sequence=10, **values):
-        """A loopback SMTP server and the ir.mail_server record using it."""
-        smtp = LoopbackSmtpServer().start()
+    def start_smtp_server(
+        cls,
+        name,
+        from_filter=False,
+        sequence=10,
+        tls="none",
+        certificate=None,
+        users=None,
+        **values,
+    ):
+        """A loopback SMTP server and the ir.mail_server record using it.
+
+        With TLS the record connects to ``localhost``, the name the test
+        certificates are issued for.
+        """
+        smtp = LoopbackSmtp(tls=tls, certificate=certificate, users=users).start()
         cls.addClassCleanup(smtp.stop)
         cls.loopback_servers.append(smtp)
+        if tls != "none":
+            values.setdefault("smtp_host", "localhost")
+            values.setdefault("smtp_encryption", tls)
         server = cls.create_server(
             name, from_filter, sequence, smtp_port=smtp.port, **values
         )
@@ -151,7 +118,7 @@ class MailOutboundSmtpCase(MailOutboundCase):
     def setUp(self):
         super().setUp()
         for smtp in self.loopback_servers:
-            smtp.messages.clear()
+            smtp.reset()
 
     def assertAddress(self, header, name, address):
         """``header`` (a parsed From/Reply-To) holds exactly ``name <address>``.

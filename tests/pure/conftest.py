@@ -25,5 +25,5 @@ def _load(name, path):
 if "mail_outbound_tools" not in sys.modules:
     _load("mail_outbound_tools", ROOT / "tools")
 if str(ROOT / "tests") not in sys.path:
-    # tests/smtp_servers.py (loopback SMTP servers) has no odoo import either
+    # tests/loopback_smtp.py (loopback SMTP servers) has no odoo import either
     sys.path.insert(0, str(ROOT / "tests"))
