@@ -43,12 +43,8 @@ class ResConfigSettings(models.TransientModel):
     mail_outbound_mass_server_id = fields.Many2one(
         "ir.mail_server", "Mass-Mailing Server", domain=[("active", "=", True)]
     )
-    mail_outbound_mass_mailing_installed = fields.Boolean(
-        compute="_compute_mail_outbound_mass_mailing_installed"
-    )
-
-    def _compute_mail_outbound_mass_mailing_installed(self):
-        self.mail_outbound_mass_mailing_installed = self._mass_mailing_owns_setting()
+    # filled by get_values: whether mass_mailing's own fields are there
+    mail_outbound_mass_mailing_installed = fields.Boolean(readonly=True)
 
     def _mass_mailing_owns_setting(self):
         return "mass_mailing_mail_server_id" in self._fields
@@ -59,6 +55,9 @@ class ResConfigSettings(models.TransientModel):
         server = self.env["ir.mail_server"]._get_dedicated_mass_server()
         values["mail_outbound_mass_server_enabled"] = bool(server)
         values["mail_outbound_mass_server_id"] = server.id
+        values["mail_outbound_mass_mailing_installed"] = (
+            self._mass_mailing_owns_setting()
+        )
         return values
 
     def set_values(self):

@@ -17,6 +17,7 @@ Every network operation has a timeout, so a server that never answers makes
 the step fail after ``timeout`` seconds instead of hanging the worker.
 """
 
+import contextlib
 import smtplib
 import socket
 import ssl
@@ -512,10 +513,9 @@ class _Diagnosis:
 
     def close(self):
         if self.smtp is not None:
-            try:
+            # closing a connection the server already dropped can only fail
+            with contextlib.suppress(OSError):
                 self.smtp.close()
-            except OSError:
-                pass
         self.smtp = None
 
 
@@ -545,19 +545,19 @@ def diagnose(
     if config.port in blocked_ports:
         run.add("port", FAILED, fix="blocked_port")
         return run.steps
+    # a failed step that makes the next ones pointless ends the checklist
     try:
-        run.resolve()
-        run.open()
-        run.ehlo()
-        run.starttls()
-        run.auth()
-        accepted = run.mail_from(list(dict.fromkeys(senders)))
-        sender = envelope_from if message is not None else None
-        sender = sender or (accepted[0] if accepted else None)
-        run.rcpt(sender, recipient)
-        run.data(message, recipient)
-    except _Abort:
-        pass
+        with contextlib.suppress(_Abort):
+            run.resolve()
+            run.open()
+            run.ehlo()
+            run.starttls()
+            run.auth()
+            accepted = run.mail_from(list(dict.fromkeys(senders)))
+            sender = envelope_from if message is not None else None
+            sender = sender or (accepted[0] if accepted else None)
+            run.rcpt(sender, recipient)
+            run.data(message, recipient)
     finally:
         run.close()
     return run.steps

@@ -27,9 +27,7 @@ class MailOutboundConnectionTest(models.TransientModel):
         help="Complete the transaction with a real message, built and routed "
         "like any mail Odoo sends, and report the server's final reply.",
     )
-    test_email_to = fields.Char(
-        "Test Email To", default=lambda self: self.env.user.email or ""
-    )
+    test_email_to = fields.Char(default=lambda self: self.env.user.email or "")
     state = fields.Selection([("draft", "Draft"), ("done", "Done")], default="draft")
     result = fields.Selection(
         [("ok", "Passed"), ("warning", "Passed with warnings"), ("failed", "Failed")],
