@@ -97,6 +97,7 @@ class MailOutboundSmtpCase(MailOutboundCase):
         tls="none",
         certificate=None,
         users=None,
+        auth_required=False,
         **values,
     ):
         """A loopback SMTP server and the ir.mail_server record using it.
@@ -104,7 +105,9 @@ class MailOutboundSmtpCase(MailOutboundCase):
         With TLS the record connects to ``localhost``, the name the test
         certificates are issued for.
         """
-        smtp = LoopbackSmtp(tls=tls, certificate=certificate, users=users).start()
+        smtp = LoopbackSmtp(
+            tls=tls, certificate=certificate, users=users, auth_required=auth_required
+        ).start()
         cls.addClassCleanup(smtp.stop)
         cls.loopback_servers.append(smtp)
         if tls != "none":

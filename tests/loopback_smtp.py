@@ -121,7 +121,14 @@ class _Controller(Controller):
 class LoopbackSmtp:
     """An SMTP server on 127.0.0.1, on a free port, in a background thread."""
 
-    def __init__(self, tls="none", certificate=None, users=None, auth_required=False):
+    def __init__(
+        self,
+        tls="none",
+        certificate=None,
+        users=None,
+        auth_required=False,
+        exclude_auth=(),
+    ):
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
@@ -147,6 +154,7 @@ class LoopbackSmtp:
         }
         if self.users:
             kwargs["authenticator"] = self._authenticate
+            kwargs["auth_exclude_mechanism"] = list(exclude_auth)
         if tls == "starttls":
             kwargs["tls_context"] = context
         elif tls == "ssl":

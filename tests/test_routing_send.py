@@ -88,6 +88,21 @@ class TestRoutingSend(MailOutboundSmtpCase):
         self.received(smtp_zulu, 0)
         self.received(self.smtp_open, 0)
 
+    def test_authenticated_server_on_the_queue_path(self):
+        smtp, server = self.start_smtp_server(
+            "Authenticated",
+            "auth.example",
+            sequence=0,
+            users={"odoo": "secret"},
+            auth_required=True,
+            smtp_user="odoo",
+            smtp_pass="secret",
+        )
+        mail = self.queue("robot@auth.example")
+        (received,) = self.received(smtp)
+        self.assertTrue(received["authenticated"])
+        self.assertEqual(mail.routing_server_id, server)
+
     def send_direct(self, email_from):
         IrMailServer = self.env["ir.mail_server"]
         message = IrMailServer.build_email(

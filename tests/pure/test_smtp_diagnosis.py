@@ -166,6 +166,16 @@ def test_authentication(password, status, fix):
         assert auth.code == 535
 
 
+@pytest.mark.parametrize(
+    "password,status,fix", [("secret", OK, ""), ("wrong", FAILED, "auth_refused")]
+)
+def test_authentication_login_mechanism(password, status, fix):
+    with LoopbackSmtp(users={"me": "secret"}, exclude_auth=["PLAIN"]) as smtp:
+        steps = run(smtp, user="me", password=password)
+    auth = by_key(steps)["auth"][0]
+    assert (auth.status, auth.fix, auth.params["mechanism"]) == (status, fix, "LOGIN")
+
+
 def test_server_closing_after_ehlo():
     with LoopbackSmtp() as smtp:
         smtp.script("ehlo", action="close")
