@@ -1,0 +1,223 @@
+"""Temporary or permanent, backoff, circuit breaker: the MTA policy."""
+
+import random
+import smtplib
+import ssl
+from datetime import datetime, timedelta
+
+import pytest
+
+from mail_outbound_tools.delivery import (
+    PERMANENT,
+    TEMPORARY,
+    CircuitPolicy,
+    RetryPolicy,
+    circuit_after_failure,
+    circuit_is_open,
+    classify,
+    classify_reply,
+    next_attempt,
+)
+
+
+class MailDeliveryException(Exception):
+    """Shaped like Odoo's: (title, message), original error chained."""
+
+
+def wrapped(error):
+    try:
+        raise MailDeliveryException("Mail Delivery Failed", str(error)) from error
+    except MailDeliveryException as exc:
+        return exc
+
+
+CASES = [
+    (
+        "451 at DATA",
+        smtplib.SMTPDataError(451, b"4.7.1 Try later"),
+        TEMPORARY,
+        451,
+        "data",
+        False,
+        "mail_smtp",
+    ),
+    (
+        "554 at DATA",
+        smtplib.SMTPDataError(554, b"5.6.0 Rejected"),
+        PERMANENT,
+        554,
+        "data",
+        False,
+        "mail_smtp",
+    ),
+    (
+        "550 sender",
+        smtplib.SMTPSenderRefused(550, b"5.7.1 Not yours", "a@b.c"),
+        PERMANENT,
+        550,
+        "mail_from",
+        False,
+        "mail_from_invalid",
+    ),
+    (
+        "452 rcpt",
+        smtplib.SMTPRecipientsRefused({"x@y.z": (452, b"4.2.2 Full")}),
+        TEMPORARY,
+        452,
+        "rcpt",
+        False,
+        "mail_smtp",
+    ),
+    (
+        "550 rcpt",
+        smtplib.SMTPRecipientsRefused({"x@y.z": (550, b"5.1.1 Unknown")}),
+        PERMANENT,
+        550,
+        "rcpt",
+        False,
+        "mail_email_invalid",
+    ),
+    (
+        "mixed rcpt",
+        smtplib.SMTPRecipientsRefused(
+            {"x@y.z": (550, b"no"), "u@v.w": (451, b"later")}
+        ),
+        TEMPORARY,
+        451,
+        "rcpt",
+        False,
+        "mail_smtp",
+    ),
+    (
+        "421 greeting",
+        smtplib.SMTPConnectError(421, b"4.3.2 Busy"),
+        TEMPORARY,
+        421,
+        "connect",
+        True,
+        "mail_smtp",
+    ),
+    (
+        "535 auth",
+        smtplib.SMTPAuthenticationError(535, b"5.7.8 Bad credentials"),
+        TEMPORARY,
+        535,
+        "auth",
+        True,
+        "mail_smtp",
+    ),
+    (
+        "refused",
+        ConnectionRefusedError(111, "Connection refused"),
+        TEMPORARY,
+        0,
+        "connect",
+        True,
+        "mail_smtp",
+    ),
+    (
+        "timeout",
+        TimeoutError("timed out"),
+        TEMPORARY,
+        0,
+        "connect",
+        True,
+        "mail_smtp",
+    ),
+    (
+        "dropped",
+        smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        TEMPORARY,
+        0,
+        "connect",
+        True,
+        "mail_smtp",
+    ),
+    (
+        "tls",
+        ssl.SSLCertVerificationError(1, "certificate verify failed"),
+        TEMPORARY,
+        0,
+        "tls",
+        True,
+        "mail_smtp",
+    ),
+    ("bug", ValueError("bad header"), PERMANENT, 0, "unknown", False, "unknown"),
+]
+
+
+@pytest.mark.parametrize(
+    "error,kind,code,stage,health,failure_type",
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+@pytest.mark.parametrize("wrap", [False, True], ids=["raw", "wrapped"])
+def test_classify(error, kind, code, stage, health, failure_type, wrap):
+    failure = classify(wrapped(error) if wrap else error)
+    assert (failure.kind, failure.code, failure.stage) == (kind, code, stage)
+    assert (failure.server_health, failure.failure_type) == (health, failure_type)
+
+
+def test_classify_keeps_the_server_text():
+    failure = classify(smtplib.SMTPDataError(451, b"4.7.1 Greylisted"))
+    assert failure.text == "4.7.1 Greylisted"
+    assert failure.temporary
+
+
+def test_classify_reply():
+    assert classify_reply(421, "bye", "connect").server_health
+    assert classify_reply(550, "no", "rcpt").failure_type == "mail_email_invalid"
+    assert classify_reply(450, "later", "rcpt").kind == TEMPORARY
+
+
+NOW = datetime(2026, 11, 24, 12, 0)
+
+
+@pytest.mark.parametrize(
+    "attempts,low,high",
+    [(1, 240, 360), (2, 480, 720), (3, 960, 1440), (4, 1920, 2880), (10, 3200, 4800)],
+)
+def test_backoff_doubles_and_is_capped(attempts, low, high):
+    for seed in range(20):
+        when, reason = next_attempt(
+            RetryPolicy(), attempts, NOW, NOW, random.Random(seed)
+        )
+        assert reason is None
+        assert low <= (when - NOW).total_seconds() <= high
+
+
+def test_backoff_jitter_spreads_retries():
+    delays = {
+        next_attempt(RetryPolicy(), 1, NOW, NOW, random.Random(seed))[0]
+        for seed in range(10)
+    }
+    assert len(delays) == 10
+
+
+def test_without_jitter_it_is_exact():
+    policy = RetryPolicy(jitter=0)
+    assert next_attempt(policy, 1, NOW, NOW)[0] == NOW + timedelta(seconds=300)
+    assert next_attempt(policy, 3, NOW, NOW)[0] == NOW + timedelta(seconds=1200)
+
+
+def test_gives_up_after_the_queue_lifetime():
+    policy = RetryPolicy(jitter=0)
+    first = NOW - timedelta(days=5) + timedelta(seconds=100)
+    when, reason = next_attempt(policy, 30, NOW, first)
+    assert (when, reason) == (None, "queue lifetime exceeded")
+    when, reason = next_attempt(policy, 30, NOW, NOW - timedelta(days=4))
+    assert reason is None
+
+
+def test_circuit_opens_after_threshold_and_half_opens_after_cooldown():
+    policy = CircuitPolicy(threshold=3, cooldown=300)
+    failures, open_until = circuit_after_failure(0, NOW, policy)
+    assert (failures, open_until) == (1, None)
+    failures, open_until = circuit_after_failure(2, NOW, policy)
+    assert (failures, open_until) == (3, NOW + timedelta(seconds=300))
+    assert circuit_is_open(open_until, NOW + timedelta(seconds=299))
+    assert not circuit_is_open(open_until, NOW + timedelta(seconds=300))
+    assert not circuit_is_open(None, NOW)
+    # half-open: one more failure re-opens at once
+    failures, open_until = circuit_after_failure(failures, NOW, policy)
+    assert open_until == NOW + timedelta(seconds=300)

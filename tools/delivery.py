@@ -1,0 +1,202 @@
+"""Delivery failures, retries and server health, as a mail transfer agent does.
+
+Odoo core puts a mail in exception at the first failure of any kind and
+never retries. A mail transfer agent (Postfix's deferred queue) tells
+temporary failures (4xx replies, a server that cannot be reached) from
+permanent ones (5xx), retries the former with an exponential backoff up to a
+queue lifetime, and stops sending to a server that keeps failing. This
+module is that policy as plain functions over plain data; the Odoo layer
+classifies what ``smtplib`` raised, writes the decision back on the mail and
+logs the attempt.
+
+Nothing here imports odoo; the clock and the randomness are passed in.
+"""
+
+import random
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+
+TEMPORARY, PERMANENT = "temporary", "permanent"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong with one attempt, and what it means for the mail.
+
+    ``server_health``: the failure says the *server* is unusable (cannot be
+    reached, refuses the login, TLS breaks), so other mails would fail the
+    same way there: fail over, count it for the circuit breaker. Otherwise
+    it concerns this message only (a refused recipient).
+    """
+
+    kind: str
+    code: int
+    text: str
+    stage: str
+    server_health: bool
+    failure_type: str
+
+    @property
+    def temporary(self):
+        return self.kind == TEMPORARY
+
+
+def classify_reply(code, text, stage="data"):
+    """A failure from an SMTP reply code (4xx temporary, 5xx permanent)."""
+    code = int(code or 0)
+    temporary = 400 <= code < 500
+    if stage == "mail_from":
+        failure_type = "mail_smtp" if temporary else "mail_from_invalid"
+    elif stage == "rcpt":
+        failure_type = "mail_smtp" if temporary else "mail_email_invalid"
+    else:
+        failure_type = "mail_smtp"
+    return Failure(
+        kind=TEMPORARY if temporary else PERMANENT,
+        code=code,
+        text=text,
+        stage=stage,
+        # 421 means "service not available, closing": the server, not the mail
+        server_health=code == 421,
+        failure_type=failure_type,
+    )
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _cause(exc):
+    """The smtplib/socket error inside an Odoo MailDeliveryException.
+
+    Core wraps the original error as ``MailDeliveryException(title, msg)``
+    with the exception chained; duck-typed so this module needs no odoo.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (smtplib.SMTPException, OSError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def classify(exc):
+    """A :class:`Failure` for an exception raised while sending."""
+    error = _cause(exc)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _text in error.recipients.values()]
+        texts = "; ".join(
+            f"{rcpt}: {code} {_decode(text)}"
+            for rcpt, (code, text) in error.recipients.items()
+        )
+        # any temporary refusal: retry; only permanent ones: the address
+        temporary = any(400 <= code < 500 for code in codes)
+        return Failure(
+            kind=TEMPORARY if temporary else PERMANENT,
+            code=min(codes) if temporary else max(codes),
+            text=texts,
+            stage="rcpt",
+            server_health=False,
+            failure_type="mail_smtp" if temporary else "mail_email_invalid",
+        )
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        # the mail is fine, the server's account is not: defer and fail over
+        return Failure(
+            TEMPORARY,
+            error.smtp_code,
+            _decode(error.smtp_error),
+            "auth",
+            True,
+            "mail_smtp",
+        )
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        failure = classify_reply(
+            error.smtp_code, _decode(error.smtp_error), "mail_from"
+        )
+        return failure
+    if isinstance(error, smtplib.SMTPResponseException):
+        stage = "connect" if isinstance(error, smtplib.SMTPConnectError) else "data"
+        failure = classify_reply(error.smtp_code, _decode(error.smtp_error), stage)
+        if stage == "connect":
+            return Failure(
+                failure.kind, failure.code, failure.text, stage, True, "mail_smtp"
+            )
+        return failure
+    if isinstance(error, ssl.SSLError):
+        return Failure(TEMPORARY, 0, str(error), "tls", True, "mail_smtp")
+    if isinstance(
+        error,
+        (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError),
+    ):
+        return Failure(
+            TEMPORARY,
+            0,
+            str(error) or error.__class__.__name__,
+            "connect",
+            True,
+            "mail_smtp",
+        )
+    # not an SMTP or network error: a bug or bad data, retrying will not help
+    text = str(exc) or exc.__class__.__name__
+    return Failure(PERMANENT, 0, text, "unknown", False, "unknown")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again; defaults after Postfix.
+
+    ``minimal_backoff`` (Postfix ``minimal_backoff_time``, 300 s) doubles at
+    each attempt up to ``maximal_backoff`` (``maximal_backoff_time``,
+    4000 s); a mail still undelivered ``lifetime`` after its first attempt
+    (``maximal_queue_lifetime``, 5 days) gives up. ``jitter`` spreads the
+    retries of a batch so they do not all hit the server at once.
+    """
+
+    minimal_backoff: int = 300
+    maximal_backoff: int = 4000
+    lifetime: int = 5 * 24 * 3600
+    jitter: float = 0.2
+
+
+def next_attempt(policy, attempts, now, first_attempt, rng=None):
+    """After ``attempts`` failed attempts: ``(when, None)`` or ``(None, reason)``.
+
+    ``reason`` is English for the log; the Odoo layer words its own message.
+    """
+    rng = rng or random.Random()
+    delay = min(
+        policy.minimal_backoff * 2 ** max(attempts - 1, 0), policy.maximal_backoff
+    )
+    delay *= 1 + rng.uniform(-policy.jitter, policy.jitter)
+    when = now + timedelta(seconds=max(delay, 1))
+    deadline = (first_attempt or now) + timedelta(seconds=policy.lifetime)
+    if when > deadline:
+        return None, "queue lifetime exceeded"
+    return when, None
+
+
+@dataclass(frozen=True)
+class CircuitPolicy:
+    """After ``threshold`` server failures in a row, rest it ``cooldown`` s."""
+
+    threshold: int = 3
+    cooldown: int = 300
+
+
+def circuit_after_failure(failures, now, policy):
+    """``(failures, open_until)`` once a server failed once more."""
+    failures += 1
+    if failures >= policy.threshold:
+        return failures, now + timedelta(seconds=policy.cooldown)
+    return failures, None
+
+
+def circuit_is_open(open_until, now):
+    """Skip the server until ``open_until``; after it, one try (half-open)."""
+    return bool(open_until) and now < open_until
