@@ -2,13 +2,16 @@ import base64
 import dataclasses
 import logging
 import os
+import smtplib
+import time
+from email.utils import getaddresses
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
-from ..tools import addresses, ports, routing, smtp_diagnosis
+from ..tools import addresses, delivery, ports, routing, smtp_diagnosis
 
 _logger = logging.getLogger(__name__)
 
@@ -41,9 +44,36 @@ class IrMailServer(models.Model):
         "the first server carrying them. The dedicated server carries mass "
         "mailings only.",
     )
+    daily_limit = fields.Integer(
+        help="Mails this server may send per day (the company's calendar day). "
+        "Mail over it waits for the next day; it is never failed. 0: no limit.",
+    )
+    rate_per_minute = fields.Integer(
+        "Rate per Minute",
+        help="Mails this server may send per minute; the others wait for the "
+        "next minute. 0: no limit.",
+    )
+    sent_today = fields.Integer(compute="_compute_sent_today")
+    delivery_failures = fields.Integer(
+        "Failures in a Row",
+        readonly=True,
+        help="Consecutive connection or authentication failures. At the "
+        "threshold the server is skipped (circuit open) for a while.",
+    )
+    unhealthy_until = fields.Datetime(
+        readonly=True,
+        help="Until then the server is skipped and mail fails over to the next "
+        "server of the same kind, or waits.",
+    )
+    last_delivery_error = fields.Char(readonly=True)
     is_dedicated_mass_server = fields.Boolean(
         "Dedicated Mass-Mailing Server", compute="_compute_is_dedicated_mass_server"
     )
+
+    def _compute_sent_today(self):
+        counts = self.env["mail.delivery.log"]._count_sent_today(self.ids)
+        for server in self:
+            server.sent_today = counts.get(server.id, 0)
 
     def _compute_is_dedicated_mass_server(self):
         dedicated = self._get_dedicated_mass_server()
@@ -411,24 +441,181 @@ class IrMailServer(models.Model):
         mail_server_id=None,
         allow_archived=False,
     ):
-        """Refuse a server on a blocked port before any packet leaves."""
-        if mail_server_id:
-            server = self.sudo().browse(mail_server_id)
-            if server.exists() and server._is_port_blocked():
+        """Refuse a blocked port; in the queue, fail over to a healthy server.
+
+        ``mail.mail.send`` puts an :class:`~..tools.delivery.AttemptTracker`
+        in the context. Then a server that cannot be reached or refuses the
+        login counts a failure in its circuit breaker, and the next server
+        carrying the same kind of mail is tried, with a From it may send
+        (the routing's rule for a named server). Without a tracker (direct
+        calls, Test Connection), core's behaviour: one server, or an error.
+        """
+        kwargs = {
+            "host": host,
+            "port": port,
+            "user": user,
+            "password": password,
+            "encryption": encryption,
+            "smtp_from": smtp_from,
+            "ssl_certificate": ssl_certificate,
+            "ssl_private_key": ssl_private_key,
+            "smtp_debug": smtp_debug,
+            "allow_archived": allow_archived,
+        }
+        tracker = self.env.context.get("mail_outbound_tracker")
+        server = self.sudo().browse(mail_server_id) if mail_server_id else self.browse()
+        if tracker is not None:
+            # one connect per batch: what the previous batch met is over
+            tracker.start_batch()
+        if not server or tracker is None:
+            if server and server.exists() and server._is_port_blocked():
                 raise UserError(server._blocked_port_message())
-        return super().connect(
-            host=host,
-            port=port,
-            user=user,
-            password=password,
-            encryption=encryption,
-            smtp_from=smtp_from,
-            ssl_certificate=ssl_certificate,
-            ssl_private_key=ssl_private_key,
-            smtp_debug=smtp_debug,
-            mail_server_id=mail_server_id,
-            allow_archived=allow_archived,
+            try:
+                return super().connect(mail_server_id=mail_server_id, **kwargs)
+            except Exception as error:
+                if tracker is not None:
+                    tracker.connect_failure = delivery.classify(error)
+                raise
+        now = fields.Datetime.now()
+        first_error = None
+        for candidate in server._get_failover_candidates(now):
+            candidate_from = (
+                smtp_from
+                if candidate == server
+                else candidate._get_failover_from(smtp_from)
+            )
+            if candidate._is_port_blocked():
+                # a configuration problem of that server: try the next one
+                blocked = candidate._blocked_port_message()
+                failure = delivery.Failure(
+                    delivery.TEMPORARY, 0, blocked, "connect", True, "mail_smtp"
+                )
+                first_error = first_error or (failure, UserError(blocked))
+                continue
+            try:
+                connection = super().connect(
+                    mail_server_id=candidate.id,
+                    **dict(kwargs, smtp_from=candidate_from),
+                )
+            except Exception as error:
+                failure = delivery.classify(error)
+                if not failure.server_health:
+                    raise
+                candidate._record_server_failure(failure, now)
+                first_error = first_error or (failure, error)
+                continue
+            candidate._record_server_success()
+            if candidate != server:
+                tracker.failover = (server.id, candidate.id)
+            if connection is not None:
+                self._track_session(connection, candidate)
+            return connection
+        if first_error is None:
+            # every server of this kind is resting after failures
+            failure = delivery.Failure(
+                delivery.TEMPORARY,
+                0,
+                _("Every server for this mail is paused after repeated failures."),
+                "connect",
+                True,
+                "mail_smtp",
+            )
+            tracker.connect_failure = failure
+            raise UserError(failure.text)
+        tracker.connect_failure = first_error[0]
+        raise first_error[1]
+
+    def _track_session(self, connection, server):
+        """Let the queue know which server a session reached, and its reply.
+
+        smtplib's ``send_message`` drops the final DATA reply, which carries
+        the provider's queue id ("250 2.0.0 Ok: queued as 4FGH2"); it is kept
+        on the session for the delivery log.
+        """
+        connection.mail_outbound_server_id = server.id
+        # sessions are whatever smtplib.SMTP is (test doubles included):
+        # wrap what they have
+        send_data = getattr(connection, "data", None)
+        if send_data is not None:
+
+            def data(msg):
+                code, reply = send_data(msg)
+                connection.mail_outbound_reply = (code, reply)
+                return code, reply
+
+            connection.data = data
+        send_quit = getattr(connection, "quit", None)
+        if send_quit is not None:
+
+            def quit_():
+                # core quits every session in a finally: a session the server
+                # dropped would raise there and abort the remaining batches
+                try:
+                    return send_quit()
+                except smtplib.SMTPServerDisconnected:
+                    connection.close()
+                    return None
+
+            connection.quit = quit_
+
+    def _get_failover_candidates(self, now):
+        """This server, then the others carrying the same kind of mail.
+
+        In the documented order; servers whose circuit is open are skipped.
+        """
+        self.ensure_one()
+        mass = (
+            self.outbound_traffic == "mass" or self == self._get_dedicated_mass_server()
         )
+        traffic = routing.TRAFFIC_MASS if mass else routing.TRAFFIC_TRANSACTIONAL
+        ordered = routing.sort_servers(self._get_routing_servers())
+        others = [s.id for s in ordered if s.carries(traffic) and s.id != self.id]
+        candidates = self | self.browse(others)
+        return candidates.filtered(
+            lambda server: not delivery.circuit_is_open(server.unhealthy_until, now)
+        )
+
+    def _get_failover_from(self, smtp_from):
+        """The From this server may send for a mail meant for another one."""
+        decision = routing.route(
+            smtp_from or "",
+            [],
+            self._get_routing_identity(),
+            fixed_server=self._get_routing_server(),
+            enforce_fixed_filter=True,
+        )
+        return decision.smtp_from
+
+    @api.model
+    def _get_circuit_policy(self):
+        params = self.env["ir.config_parameter"].sudo()
+        return delivery.CircuitPolicy(
+            threshold=int(params.get_param("mail_outbound.circuit_threshold", 3)),
+            cooldown=int(params.get_param("mail_outbound.circuit_cooldown", 300)),
+        )
+
+    def _record_server_failure(self, failure, now):
+        failures, open_until = delivery.circuit_after_failure(
+            self.delivery_failures, now, self._get_circuit_policy()
+        )
+        self.sudo().write(
+            {
+                "delivery_failures": failures,
+                "unhealthy_until": open_until or self.unhealthy_until,
+                "last_delivery_error": (failure.text or "")[:500],
+            }
+        )
+        _logger.warning(
+            "Outgoing server %s failed (%s): %s%s",
+            self.name,
+            failure.stage,
+            failure.text,
+            f"; paused until {open_until}" if open_until else "",
+        )
+
+    def _record_server_success(self):
+        if self.delivery_failures or self.unhealthy_until:
+            self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
 
     @api.model
     def send_email(
@@ -445,7 +632,77 @@ class IrMailServer(models.Model):
         smtp_debug=False,
         smtp_session=None,
     ):
-        """Never send a From the named server may not send.
+        """Core's send_email, routed, and in the queue each hand-over logged.
+
+        In the queue (a tracker in the context, a session open), each call is
+        recorded with the server's reply, for the delivery log and for the
+        mail's deferral or failure.
+        """
+        kwargs = {
+            "mail_server_id": mail_server_id,
+            "smtp_server": smtp_server,
+            "smtp_port": smtp_port,
+            "smtp_user": smtp_user,
+            "smtp_password": smtp_password,
+            "smtp_encryption": smtp_encryption,
+            "smtp_ssl_certificate": smtp_ssl_certificate,
+            "smtp_ssl_private_key": smtp_ssl_private_key,
+            "smtp_debug": smtp_debug,
+            "smtp_session": smtp_session,
+        }
+        tracker = self.env.context.get("mail_outbound_tracker")
+        if tracker is None or smtp_session is None:
+            return self._send_email_routed(message, **kwargs)
+        started = time.monotonic()
+        recipients = len(
+            getaddresses(
+                message.get_all("To", [])
+                + message.get_all("Cc", [])
+                + message.get_all("Bcc", [])
+            )
+        )
+        attempt = delivery.Attempt(
+            server_id=getattr(smtp_session, "mail_outbound_server_id", mail_server_id),
+            ok=False,
+            recipients=recipients,
+        )
+        try:
+            result = self._send_email_routed(message, **kwargs)
+        except Exception as error:
+            attempt.failure = delivery.classify(error)
+            attempt.code = attempt.failure.code
+            attempt.text = attempt.failure.text
+            attempt.duration_ms = int((time.monotonic() - started) * 1000)
+            attempt.email_from = message["From"] or ""
+            tracker.record(attempt)
+            raise
+        code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
+        attempt.ok = True
+        attempt.code = code
+        attempt.text = (
+            reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        )
+        attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        attempt.email_from = message["From"] or ""
+        tracker.record(attempt)
+        return result
+
+    @api.model
+    def _send_email_routed(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
+        """``send_email``, never sending a From the named server may not send.
 
         Core connects a named server with the message's From unchanged; here
         the session is opened with the From the routing allows, and core's

@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from ..tools import quota
+
 
 class MailDeliveryLog(models.Model):
     """One delivery attempt of one mail: who sent it where, and what came back.
@@ -49,6 +51,57 @@ class MailDeliveryLog(models.Model):
     )
     duration_ms = fields.Integer("Duration (ms)", aggregator="avg")
     company_id = fields.Many2one("res.company", index=True)
+
+    @api.model
+    def _write_attempts(self, tracker):
+        """Write the attempts a send collected, in one INSERT."""
+        if tracker.logs:
+            logs, tracker.logs = tracker.logs, []
+            server_names = dict(
+                self.env["ir.mail_server"]
+                .sudo()
+                .browse(
+                    {log["mail_server_id"] for log in logs if log["mail_server_id"]}
+                )
+                .mapped(lambda server: (server.id, server.name))
+            )
+            # sent mails are often auto-deleted by now: keep the Message-ID only
+            alive = set(
+                self.env["mail.mail"]
+                .browse({log["mail_id"] for log in logs})
+                .exists()
+                .ids
+            )
+            for log in logs:
+                log["server_name"] = server_names.get(log["mail_server_id"], "")
+                if log["mail_id"] not in alive:
+                    log["mail_id"] = False
+            self.create(logs)
+
+    @api.model
+    def _count_sent(self, since, server_ids=None):
+        """Mails sent since ``since``: ``{server_id: count}``, and the total."""
+        self.flush_model(["create_date", "outcome", "mail_server_id"])
+        query = (
+            "SELECT mail_server_id, COUNT(*) FROM mail_delivery_log "
+            "WHERE outcome = 'sent' AND create_date >= %s"
+        )
+        params = [since]
+        if server_ids is not None:
+            query += " AND mail_server_id = ANY(%s)"
+            params.append(list(server_ids))
+        self.env.cr.execute(query + " GROUP BY mail_server_id", params)
+        counts = dict(self.env.cr.fetchall())
+        return counts, sum(counts.values())
+
+    @api.model
+    def _count_sent_today(self, server_ids):
+        start, _end = quota.day_window(fields.Datetime.now(), self._company_tz())
+        return self._count_sent(start, server_ids)[0]
+
+    @api.model
+    def _company_tz(self):
+        return self.env.company.partner_id.tz or "UTC"
 
     @api.model
     def _gc_delivery_log(self):

@@ -1,8 +1,12 @@
+import smtplib
+import threading
+import uuid
 from collections import defaultdict
+from datetime import timedelta
 
-from odoo import api, fields, models, tools
+from odoo import _, api, fields, models, tools
 
-from ..tools import routing
+from ..tools import delivery, quota, routing
 
 
 class MailMail(models.Model):
@@ -53,6 +57,19 @@ class MailMail(models.Model):
         "carrying mass mail; everything else through transactional servers.",
     )
     routing_data = fields.Json(readonly=True, copy=False)
+    delivery_attempts = fields.Integer(
+        readonly=True, copy=False, help="Attempts to hand this mail to a server."
+    )
+    delivery_first_attempt = fields.Datetime(readonly=True, copy=False)
+    delivery_deferred = fields.Boolean(
+        "Deferred",
+        readonly=True,
+        copy=False,
+        help="A temporary failure or a sending limit: the mail waits in the "
+        "queue and is sent at its Scheduled Send Date.",
+    )
+    delivery_claim = fields.Char(readonly=True, copy=False, index="btree_not_null")
+    delivery_claim_date = fields.Datetime(readonly=True, copy=False)
     routing_reason = fields.Text(compute="_compute_routing_reason")
 
     @api.depends("routing_rule", "routing_data")
@@ -89,6 +106,248 @@ class MailMail(models.Model):
     # Send pipeline
     # ------------------------------------------------------------
 
+    @api.model
+    def process_email_queue(self, ids=None, batch_size=1000):
+        """Claim the due mails before sending, so workers share the queue.
+
+        Core picks its batch with a plain SELECT: two workers running at once
+        pick the same mails and one of them aborts on a serialisation error.
+        Here the batch is claimed with ``FOR UPDATE SKIP LOCKED`` and the
+        claim committed, so a second worker takes the next mails. A worker
+        killed mid-batch leaves its unsent mails queued: the claim expires
+        (``mail_outbound.claim_timeout``, 15 minutes) and they go with a later
+        run.
+        """
+        testing = getattr(threading.current_thread(), "testing", False)
+        batch_size = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail.mail.queue.batch.size", batch_size)
+        )
+        token = uuid.uuid4().hex
+        self._recover_claims()
+        claimed = self._claim_for_sending(token, ids, batch_size)
+        if not testing:
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        if not claimed:
+            return None
+        try:
+            return super(
+                MailMail, self.with_context(mail_outbound_claim=token)
+            ).process_email_queue(ids=claimed, batch_size=batch_size)
+        finally:
+            self._release_claims(token)
+            if not ids:
+                self.env["ir.cron"]._notify_progress(
+                    done=len(claimed), remaining=self._count_due()
+                )
+
+    @api.model
+    def _claim_timeout(self):
+        return int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.claim_timeout", 900)
+        )
+
+    @api.model
+    def _claim_for_sending(self, token, ids, limit):
+        # the claim is SQL: pending ORM writes on the queue must be in first
+        self.flush_model()
+        now = fields.Datetime.now()
+        stale = now - timedelta(seconds=self._claim_timeout())
+        # core sends the newest due mails first ("id desc"): claim the same
+        query = """
+            UPDATE mail_mail SET delivery_claim = %s, delivery_claim_date = %s
+             WHERE id IN (
+                SELECT id FROM mail_mail
+                 WHERE state = 'outgoing'
+                   AND (scheduled_date IS NULL OR scheduled_date <= %s)
+                   AND (delivery_claim IS NULL OR delivery_claim_date < %s)
+                   AND (%s IS NULL OR id = ANY(%s))
+                 ORDER BY id DESC
+                 LIMIT %s
+                 FOR UPDATE SKIP LOCKED)
+            RETURNING id
+        """
+        id_list = list(ids) if ids else None
+        self.env.cr.execute(
+            query,
+            # core reads a batch size of 0 as "no limit" (LIMIT NULL here)
+            (
+                token,
+                now,
+                now,
+                stale,
+                id_list,
+                id_list,
+                (limit * 10 if ids else limit) or None,
+            ),
+        )
+        claimed = [row[0] for row in self.env.cr.fetchall()]
+        self.invalidate_model(["delivery_claim", "delivery_claim_date"])
+        return sorted(claimed)
+
+    @api.model
+    def _release_claims(self, token):
+        self.flush_model()
+        self.env.cr.execute(
+            "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
+            "WHERE delivery_claim = %s",
+            (token,),
+        )
+        self.invalidate_model(["delivery_claim", "delivery_claim_date"])
+
+    @api.model
+    def _recover_claims(self):
+        """Mails a killed worker was handing to a server: failed, explained.
+
+        Core marks a mail 'exception' (without failure type) just before
+        sending it, and the mark is committed (see _prepare_outgoing_list).
+        Such a mail still claimed after the claim timeout belonged to a
+        worker that died during the hand-over: it may have been delivered,
+        so it is not sent again, but said so.
+        """
+        self.flush_model()
+        stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
+        self.env.cr.execute(
+            """
+            UPDATE mail_mail
+               SET failure_type = 'mail_smtp', failure_reason = %s,
+                   delivery_claim = NULL, delivery_claim_date = NULL
+             WHERE state = 'exception' AND failure_type IS NULL
+               AND delivery_claim IS NOT NULL AND delivery_claim_date < %s
+            """,
+            (
+                _(
+                    "The worker sending this mail stopped during the hand-over to "
+                    "the server: it may have been delivered. It is not sent "
+                    "again by itself; check the server's log or the recipient, "
+                    "then Retry if it did not arrive."
+                ),
+                stale,
+            ),
+        )
+        self.invalidate_model(
+            ["failure_type", "failure_reason", "delivery_claim", "delivery_claim_date"]
+        )
+
+    @api.model
+    def _count_due(self):
+        now = fields.Datetime.now()
+        return self.search_count(
+            [
+                ("state", "=", "outgoing"),
+                "|",
+                ("scheduled_date", "=", False),
+                ("scheduled_date", "<=", now),
+            ]
+        )
+
+    def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
+        """Core's send, with temporary failures deferred and every attempt logged.
+
+        An interactive send (``raise_exception``) keeps core's behaviour: the
+        person who clicked sees the error at once.
+        """
+        if raise_exception or "mail_outbound_tracker" in self.env.context:
+            return super().send(
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
+            )
+        tracker = delivery.AttemptTracker()
+        mails = self.with_context(
+            mail_outbound_tracker=tracker,
+            mail_outbound_commit_before_send=auto_commit is True,
+        )
+        try:
+            return super(MailMail, mails).send(
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
+            )
+        except smtplib.SMTPServerDisconnected as error:
+            # Core lets a dropped session abort the batch (its own tests rely
+            # on it); the mail being handed over is deferred on the way out,
+            # the rest of the batch is still queued for the next run.
+            if tracker.current_mail_id:
+                failure = next(
+                    (a.failure for a in reversed(tracker.take()) if a.failure),
+                    None,
+                ) or delivery.classify(error)
+                mails.browse(tracker.current_mail_id)._defer_delivery(
+                    failure, fields.Datetime.now(), tracker
+                )
+            raise
+        finally:
+            self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
+
+    def _prepare_outgoing_list(
+        self, mail_server=False, recipients_follower_status=None
+    ):
+        tracker = self.env.context.get("mail_outbound_tracker")
+        if tracker is not None and len(self) == 1:
+            tracker.current_mail_id = self.id
+        if self.env.context.get("mail_outbound_commit_before_send"):
+            # Core marked this mail 'exception' just before sending, so that a
+            # failed write cannot lead to a second send. Committing that mark
+            # makes it hold across a crash too: a worker killed after the
+            # server accepted the mail leaves it failed (see _recover_claims),
+            # never queued to go out twice.
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        return super()._prepare_outgoing_list(
+            mail_server=mail_server,
+            recipients_follower_status=recipients_follower_status,
+        )
+
+    def _postprocess_sent_message(
+        self, success_pids, failure_reason=False, failure_type=None
+    ):
+        """Defer what failed temporarily, explain what failed for good, log.
+
+        Core calls this once per mail after its sends, or once for a whole
+        batch whose connection failed. The tracker says what the servers
+        answered; core only saw an exception.
+        """
+        tracker = self.env.context.get("mail_outbound_tracker")
+        if tracker is None:
+            return super()._postprocess_sent_message(
+                success_pids, failure_reason=failure_reason, failure_type=failure_type
+            )
+        attempts = tracker.take()
+        failure = tracker.connect_failure or next(
+            (attempt.failure for attempt in reversed(attempts) if attempt.failure),
+            None,
+        )
+        delivered = any(attempt.ok for attempt in attempts) or success_pids
+        now = fields.Datetime.now()
+        if failure_type and failure and failure.temporary and not delivered:
+            # nobody got it yet: safe to try again later, as a whole
+            deferred = self._defer_delivery(failure, now, tracker)
+            failed = self - deferred
+            if failed:
+                failed._fail_delivery_given_up(failure, now, tracker)
+            return True
+        # only SMTP and network failures are reworded: core's own reasons for
+        # a malformed From or no recipient are already precise
+        if failure_type and failure and failure.stage != "unknown":
+            reason = self._delivery_failure_reason(failure, delivered)
+            failure_type = failure.failure_type if not delivered else "mail_smtp"
+            self.write({"failure_reason": reason, "failure_type": failure_type})
+            failure_reason = reason
+        for mail in self:
+            tracker.logs.extend(
+                mail._prepare_delivery_log_values(
+                    attempts, tracker, "failed" if failure_type else "sent", now
+                )
+            )
+        if tracker.failover and not failure_type:
+            self.write({"routing_server_id": tracker.failover[1]})
+        return super()._postprocess_sent_message(
+            success_pids, failure_reason=failure_reason, failure_type=failure_type
+        )
+
     def _split_by_mail_configuration(self):
         """Core's grouping, with each mail's routing decided and recorded.
 
@@ -101,6 +360,7 @@ class MailMail(models.Model):
         a named server's batch gets the From its filter allows.
         """
         decide = self._get_routing_decision_memo()
+        limit = self._get_delivery_limiter()
         for (
             _server_id,
             alias_domain_id,
@@ -124,7 +384,110 @@ class MailMail(models.Model):
                 mails = self.browse([mail_id for _decision, mail_id in pairs])
                 mails.write(self._prepare_routing_values(pairs[0][0]))
             for (session_server_id, session_from), mail_ids in per_session.items():
-                yield session_server_id, alias_domain_id, session_from, mail_ids
+                # over a daily limit or a rate: deferred to the next window
+                mail_ids = limit(session_server_id, mail_ids)
+                if mail_ids:
+                    yield session_server_id, alias_domain_id, session_from, mail_ids
+
+    def _get_delivery_limiter(self):
+        """A function (server id, mail ids) -> the ids that may go now.
+
+        Counts what was sent today (the company's calendar day) and this
+        minute from the delivery log, once per queue run, then keeps the
+        count as batches are handed out. The others are deferred to the
+        start of the next window. No limit set: no query at all.
+        """
+        tracker = self.env.context.get("mail_outbound_tracker")
+        Server = self.env["ir.mail_server"].sudo()
+        db_limit = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.daily_limit")
+            or 0
+        )
+        limited = Server.search(
+            ["|", ("daily_limit", ">", 0), ("rate_per_minute", ">", 0)]
+        )
+        if tracker is None or not (db_limit or limited):
+            return lambda server_id, mail_ids: mail_ids
+        Log = self.env["mail.delivery.log"].sudo()
+        now = fields.Datetime.now()
+        day_start, day_end = quota.day_window(now, Log._company_tz())
+        minute_start, minute_end = quota.minute_window(now)
+        day_counts, day_total = Log._count_sent(day_start)
+        minute_counts = Log._count_sent(minute_start)[0]
+        used = {"total": day_total}
+
+        def limit(server_id, mail_ids):
+            server = Server.browse(server_id) if server_id else Server
+            granted = quota.tightest(
+                [
+                    quota.allowance(db_limit, used["total"], day_end, "database_day"),
+                    quota.allowance(
+                        server.daily_limit,
+                        day_counts.get(server_id, 0),
+                        day_end,
+                        "server_day",
+                    ),
+                    quota.allowance(
+                        server.rate_per_minute,
+                        minute_counts.get(server_id, 0),
+                        minute_end,
+                        "server_minute",
+                    ),
+                ]
+            )
+            now_ids, later_ids = quota.split(mail_ids, granted)
+            used["total"] += len(now_ids)
+            day_counts[server_id] = day_counts.get(server_id, 0) + len(now_ids)
+            minute_counts[server_id] = minute_counts.get(server_id, 0) + len(now_ids)
+            if later_ids:
+                self.browse(later_ids)._defer_for_limit(granted, server, tracker, now)
+            return now_ids
+
+        return limit
+
+    def _defer_for_limit(self, granted, server, tracker, now):
+        if granted.limit == "database_day":
+            reason = _(
+                "The database's daily limit of %(limit)s mails is reached: this "
+                "mail waits for the next day, from %(when)s (UTC).",
+                limit=granted.value,
+                when=fields.Datetime.to_string(granted.defer_until),
+            )
+        elif granted.limit == "server_day":
+            reason = _(
+                "The daily limit of %(limit)s mails of %(server)s is reached: this "
+                "mail waits for the next day, from %(when)s (UTC).",
+                limit=granted.value,
+                server=server.name,
+                when=fields.Datetime.to_string(granted.defer_until),
+            )
+        else:
+            reason = _(
+                "%(server)s sends at most %(limit)s mails a minute: this mail "
+                "waits for the next minute.",
+                limit=granted.value,
+                server=server.name,
+            )
+        self.write(
+            {
+                "scheduled_date": granted.defer_until,
+                "delivery_deferred": True,
+                "failure_reason": reason,
+            }
+        )
+        limit_failure = delivery.Failure(
+            delivery.TEMPORARY, 0, reason, "limit", False, "mail_smtp"
+        )
+        # a limit is no attempt: no failover of an earlier batch applies
+        fresh = delivery.AttemptTracker()
+        for mail in self:
+            tracker.logs.extend(
+                mail._prepare_delivery_log_values(
+                    [], fresh, "deferred", now, granted.defer_until, limit_failure
+                )
+            )
 
     def _get_routing_decision_memo(self):
         """A function mail -> Decision, computed once per distinct input."""
@@ -170,3 +533,158 @@ class MailMail(models.Model):
                 "rewritten": decision.rewritten,
             },
         }
+
+    # ------------------------------------------------------------
+    # Delivery: deferral, failure, log
+    # ------------------------------------------------------------
+
+    @api.model
+    def _get_retry_policy(self):
+        params = self.env["ir.config_parameter"].sudo()
+        return delivery.RetryPolicy(
+            minimal_backoff=int(
+                params.get_param("mail_outbound.retry_min_backoff", 300)
+            ),
+            maximal_backoff=int(
+                params.get_param("mail_outbound.retry_max_backoff", 4000)
+            ),
+            lifetime=int(
+                float(params.get_param("mail_outbound.retry_lifetime_days", 5)) * 86400
+            ),
+        )
+
+    def _defer_delivery(self, failure, now, tracker):
+        """Queue again the mails still within the queue lifetime; return them."""
+        policy = self._get_retry_policy()
+        deferred = self.browse()
+        for mail in self:
+            attempts = mail.delivery_attempts + 1
+            first = mail.delivery_first_attempt or now
+            when, _give_up = delivery.next_attempt(policy, attempts, now, first)
+            if when is None:
+                continue
+            # stored to the second, like every Odoo datetime
+            when = when.replace(microsecond=0)
+            reason = _(
+                "Deferred after attempt %(attempt)s: %(error)s. Next attempt at "
+                "%(when)s (UTC).",
+                attempt=attempts,
+                error=self._describe_failure(failure),
+                when=fields.Datetime.to_string(when),
+            )
+            mail.write(
+                {
+                    "state": "outgoing",
+                    "scheduled_date": when,
+                    "delivery_attempts": attempts,
+                    "delivery_first_attempt": first,
+                    "delivery_deferred": True,
+                    "failure_reason": reason,
+                    "failure_type": False,
+                }
+            )
+            tracker.logs.extend(
+                mail._prepare_delivery_log_values(
+                    [], tracker, "deferred", now, when, failure
+                )
+            )
+            deferred |= mail
+        # core flagged their notifications in exception before sending
+        self.env["mail.notification"].sudo().search(
+            [
+                ("mail_mail_id", "in", deferred.ids),
+                ("notification_type", "=", "email"),
+                ("notification_status", "=", "exception"),
+            ]
+        ).write(
+            {
+                "notification_status": "ready",
+                "failure_type": False,
+                "failure_reason": False,
+            }
+        )
+        return deferred
+
+    def _fail_delivery_given_up(self, failure, now, tracker):
+        reason = _(
+            "Not delivered: the server refused it temporarily for longer than the "
+            "queue lifetime (%(days)s days, %(attempts)s attempts). Last error: "
+            "%(error)s. Check the server (Test Connection), then Retry.",
+            days=round(self._get_retry_policy().lifetime / 86400, 1),
+            attempts=max(self.mapped("delivery_attempts") or [0]) + 1,
+            error=self._describe_failure(failure),
+        )
+        self.write(
+            {
+                "state": "exception",
+                "failure_reason": reason,
+                "failure_type": "mail_smtp",
+                "delivery_deferred": False,
+            }
+        )
+        for mail in self:
+            tracker.logs.extend(
+                mail._prepare_delivery_log_values(
+                    [], tracker, "failed", now, None, failure
+                )
+            )
+        return super()._postprocess_sent_message(
+            [], failure_reason=reason, failure_type="mail_smtp"
+        )
+
+    @api.model
+    def _describe_failure(self, failure):
+        if failure.code:
+            return f"{failure.code} {failure.text}".strip()
+        return failure.text or failure.stage
+
+    def _delivery_failure_reason(self, failure, delivered):
+        if delivered:
+            return _(
+                "Sent to some recipients only; the server refused the others: "
+                "%(error)s. Not retried, so that nobody gets it twice.",
+                error=self._describe_failure(failure),
+            )
+        return _(
+            "The server refused this mail for good: %(error)s.",
+            error=self._describe_failure(failure),
+        )
+
+    def _prepare_delivery_log_values(
+        self, attempts, tracker, outcome, now, next_attempt=None, failure=None
+    ):
+        """One log line for this mail's attempt (all its recipients)."""
+        self.ensure_one()
+        last = attempts[-1] if attempts else None
+        failure = failure or (last.failure if last else None) or tracker.connect_failure
+        server_id = (
+            (last.server_id if last else None)
+            or (tracker.failover[1] if tracker.failover else None)
+            or self.routing_server_id.id
+            or self.mail_server_id.id
+        )
+        return [
+            {
+                "mail_id": self.id,
+                "message_id": self.message_id,
+                "subject": (self.subject or "")[:200],
+                "mail_server_id": server_id or False,
+                "email_from": (last.email_from if last else "")
+                or self.routing_email_from,
+                "recipient_count": sum(a.recipients for a in attempts),
+                "traffic": self.routing_traffic or "transactional",
+                "attempt": self.delivery_attempts or 1,
+                "outcome": outcome,
+                "smtp_code": (last.code if last else 0)
+                or (failure.code if failure else 0),
+                "smtp_reply": (
+                    (last.text if last and last.ok else "")
+                    or (failure.text if failure else "")
+                )[:500],
+                "reason": failure and self._describe_failure(failure) or False,
+                "next_attempt": next_attempt or False,
+                "failover_from_id": tracker.failover[0] if tracker.failover else False,
+                "duration_ms": sum(a.duration_ms for a in attempts),
+                "company_id": self.record_company_id.id or self.env.company.id,
+            }
+        ]

@@ -200,3 +200,45 @@ def circuit_after_failure(failures, now, policy):
 def circuit_is_open(open_until, now):
     """Skip the server until ``open_until``; after it, one try (half-open)."""
     return bool(open_until) and now < open_until
+
+
+@dataclass
+class Attempt:
+    """One hand-over to a server (one ``send_email``), as the log shows it."""
+
+    server_id: int | None
+    ok: bool
+    code: int = 0
+    text: str = ""
+    recipients: int = 0
+    duration_ms: int = 0
+    failure: Failure | None = None
+    email_from: str = ""
+
+
+class AttemptTracker:
+    """What happened during one ``mail.mail.send()``, mail by mail.
+
+    The server layer records every attempt; the mail layer takes them when
+    core post-processes each mail, to defer, fail or log it. It also carries
+    the batch's connection failure and failover, which core never sees.
+    """
+
+    def __init__(self):
+        self.attempts = []
+        self.connect_failure = None
+        self.failover = None  # (from_server_id, to_server_id)
+        self.logs = []  # log values waiting to be written in one INSERT
+        self.current_mail_id = None  # the mail being handed over
+
+    def record(self, attempt):
+        self.attempts.append(attempt)
+
+    def take(self):
+        attempts, self.attempts = self.attempts, []
+        return attempts
+
+    def start_batch(self):
+        self.connect_failure = None
+        self.failover = None
+        self.attempts = []

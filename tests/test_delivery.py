@@ -1,0 +1,381 @@
+"""No mail lost: fault injection against real SMTP servers on loopback.
+
+Every test ends with each mail sent, deferred with its next attempt, or
+failed with a reason a person can act on. Time is passed by moving the
+queue's dates, never slept through.
+"""
+
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.tests import tagged
+
+from .common import MailOutboundSmtpCase
+from .loopback_smtp import closed_port
+
+
+@tagged("post_install", "-at_install", "mail_outbound")
+class TestDelivery(MailOutboundSmtpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.smtp_primary, cls.primary = cls.start_smtp_server("Primary", sequence=1)
+        cls.smtp_secondary, cls.secondary = cls.start_smtp_server(
+            "Secondary", sequence=2
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.Log = self.env["mail.delivery.log"]
+        self.logs_before = self.Log.search([]).ids
+
+    def new_logs(self, mails=None):
+        logs = self.Log.search([("id", "not in", self.logs_before)], order="id")
+        if mails is not None:
+            logs = logs.filtered(
+                lambda log: log.message_id in mails.mapped("message_id")
+            )
+        return logs
+
+    def create_mails(self, count=1, **values):
+        return self.env["mail.mail"].create(
+            [
+                {
+                    "email_from": "bob@example.com",
+                    "email_to": f"rcpt{index}@destination.example",
+                    "subject": f"Delivery {index}",
+                    "body_html": "<p>x</p>",
+                    "auto_delete": False,
+                    **values,
+                }
+                for index in range(count)
+            ]
+        )
+
+    def run_queue(self, mails):
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+
+    def pass_time(self, mails):
+        """The next attempt is due: move it to now (the clock passes)."""
+        mails.write({"scheduled_date": fields.Datetime.now() - timedelta(seconds=1)})
+
+    def assertEndStates(self, mails, sent=0, deferred=0, failed=0):
+        """Each mail sent, deferred with a next attempt, or failed with a reason."""
+        states = {"sent": 0, "deferred": 0, "failed": 0}
+        for mail in mails:
+            if mail.state == "sent":
+                states["sent"] += 1
+            elif mail.state == "outgoing":
+                self.assertTrue(mail.delivery_deferred, mail.failure_reason)
+                self.assertTrue(
+                    mail.scheduled_date, "a deferred mail has a next attempt"
+                )
+                self.assertTrue(mail.failure_reason)
+                states["deferred"] += 1
+            else:
+                self.assertEqual(mail.state, "exception")
+                self.assertTrue(mail.failure_reason, "a failed mail says why")
+                self.assertTrue(mail.failure_type)
+                states["failed"] += 1
+        self.assertEqual(states, {"sent": sent, "deferred": deferred, "failed": failed})
+
+    # -- temporary and permanent ------------------------------------------
+    def test_451_on_data_defers_with_backoff_then_sends(self):
+        self.smtp_primary.script("data", 451, "4.7.1 Try again later", times=1)
+        mail = self.create_mails()
+        before = fields.Datetime.now()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertEqual(mail.delivery_attempts, 1)
+        delay = (mail.scheduled_date - before).total_seconds()
+        self.assertTrue(230 <= delay <= 370, delay)
+        self.assertIn("451 4.7.1 Try again later", mail.failure_reason)
+        (log,) = self.new_logs()
+        self.assertEqual(
+            (log.outcome, log.smtp_code, log.attempt), ("deferred", 451, 1)
+        )
+        self.assertEqual(log.next_attempt, mail.scheduled_date)
+        self.assertFalse(self.smtp_primary.messages)
+
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, sent=1)
+        self.received(self.smtp_primary, 1)
+        sent_log = self.new_logs()[-1]
+        self.assertEqual((sent_log.outcome, sent_log.smtp_code), ("sent", 250))
+        self.assertIn("queued", sent_log.smtp_reply)
+        self.assertEqual(sent_log.mail_server_id, self.primary)
+
+    def test_452_on_rcpt_defers(self):
+        self.smtp_primary.script("rcpt", 452, "4.2.2 Mailbox full")
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertIn("452", mail.failure_reason)
+
+    def test_550_on_rcpt_fails_for_good(self):
+        self.smtp_primary.script("rcpt", 550, "5.1.1 No such user")
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertEqual(mail.failure_type, "mail_email_invalid")
+        self.assertIn("550 5.1.1 No such user", mail.failure_reason)
+        self.assertEqual(self.new_logs().outcome, "failed")
+
+    def test_554_on_data_fails_for_good(self):
+        self.smtp_primary.script("data", 554, "5.7.1 Spam detected")
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertEqual(mail.failure_type, "mail_smtp")
+        self.assertIn("554 5.7.1 Spam detected", mail.failure_reason)
+        log = self.new_logs()
+        self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
+
+    def test_connection_dropped_after_data(self):
+        self.smtp_primary.script("data", action="close", times=1)
+        mails = self.create_mails(3)
+        self.run_queue(mails)
+        # the mail being handed over is deferred; core's batch stops there and
+        # the other mails stay queued, untouched, for the next run
+        self.assertEndStates(mails[0], deferred=1)
+        self.assertEqual(mails[1:].mapped("state"), ["outgoing", "outgoing"])
+        self.assertFalse(any(mails[1:].mapped("delivery_deferred")))
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=2, deferred=1)
+        self.pass_time(mails[0])
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=3)
+        self.received(self.smtp_primary, 3)
+
+    def test_server_that_never_answers_times_out_and_defers(self):
+        self.smtp_primary.script("data", action="hang", times=1)
+        mail = self.create_mails()
+        with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
+            self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertIn("timed out", mail.failure_reason)
+
+    def test_gives_up_after_the_queue_lifetime(self):
+        self.smtp_primary.script("data", 451, "4.7.1 Still busy")
+        mail = self.create_mails()
+        mail.write(
+            {
+                "delivery_attempts": 30,
+                "delivery_first_attempt": fields.Datetime.now() - timedelta(days=6),
+            }
+        )
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertIn("longer than the queue lifetime", mail.failure_reason)
+        self.assertIn("451 4.7.1 Still busy", mail.failure_reason)
+
+    def test_partial_delivery_is_not_retried(self):
+        partners = self.env["res.partner"].create(
+            [
+                {"name": "Ok", "email": "ok@destination.example"},
+                {"name": "Later", "email": "later@destination.example"},
+            ]
+        )
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="later@")
+        mail = self.create_mails(email_to=False, recipient_ids=[(6, 0, partners.ids)])
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertIn("Sent to some recipients only", mail.failure_reason)
+        self.received(self.smtp_primary, 1)
+
+    # -- failover and circuit breaker --------------------------------------
+    def test_failover_from_a_dead_primary(self):
+        self.primary.smtp_port = closed_port()
+        mails = self.create_mails(2)
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=2)
+        self.received(self.smtp_secondary, 2)
+        self.assertEqual(self.primary.delivery_failures, 1)
+        self.assertTrue(self.primary.last_delivery_error)
+        logs = self.new_logs()
+        self.assertEqual(logs.mapped("failover_from_id"), self.primary)
+        self.assertEqual(logs.mapped("mail_server_id"), self.secondary)
+        self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
+
+    def test_failover_on_refused_login_and_421(self):
+        for case in ("auth", "421"):
+            with self.subTest(case=case):
+                self.primary.write({"delivery_failures": 0, "unhealthy_until": False})
+                if case == "auth":
+                    smtp, server = self.start_smtp_server(
+                        "Needs login",
+                        sequence=0,
+                        users={"odoo": "secret"},
+                        smtp_user="odoo",
+                        smtp_pass="wrong",
+                    )
+                else:
+                    smtp, server = self.start_smtp_server("Busy", sequence=0)
+                    smtp.script("connect", 421, "4.3.2 Too busy")
+                mail = self.create_mails()
+                self.run_queue(mail)
+                self.assertEndStates(mail, sent=1)
+                self.assertFalse(smtp.messages)
+                self.assertEqual(server.delivery_failures, 1)
+                server.active = False
+                self.smtp_primary.reset()
+
+    def test_failover_keeps_the_from_rule(self):
+        self.primary.smtp_port = closed_port()
+        self.secondary.from_filter = "example.org"
+        self.alias_domain.default_from = "notifications@example.org"
+        mail = self.create_mails(email_from='"Bob" <bob@example.com>')
+        self.run_queue(mail)
+        (received,) = self.received(self.smtp_secondary)
+        self.assertAddress(
+            received["message"]["From"], "Bob", "notifications@example.org"
+        )
+
+    def test_circuit_opens_after_repeated_failures(self):
+        smtp, flaky = self.start_smtp_server("Flaky", sequence=0)
+        smtp.script("connect", 421, "4.3.2 Busy")
+        connect_rule = smtp.rules[0]
+        for _attempt in range(3):
+            self.run_queue(self.create_mails())
+        self.assertEqual(flaky.delivery_failures, 3)
+        self.assertGreater(flaky.unhealthy_until, fields.Datetime.now())
+        # open circuit: not even tried
+        self.run_queue(self.create_mails())
+        self.assertEqual(connect_rule.used, 3)
+        self.received(self.smtp_primary, 4)
+        # after the cooldown, one try; success closes the circuit
+        smtp.reset()
+        flaky.unhealthy_until = fields.Datetime.now() - timedelta(seconds=1)
+        self.run_queue(self.create_mails())
+        self.assertEqual(flaky.delivery_failures, 0)
+        self.assertFalse(flaky.unhealthy_until)
+        self.received(smtp, 1)
+
+    def test_every_server_down_defers(self):
+        self.primary.smtp_port = closed_port()
+        self.secondary.smtp_port = closed_port()
+        mails = self.create_mails(4)
+        self.run_queue(mails)
+        self.assertEndStates(mails, deferred=4)
+        self.assertEqual(len(self.new_logs()), 4)
+        self.assertEqual(set(self.new_logs().mapped("outcome")), {"deferred"})
+
+    def test_bad_tls_defers(self):
+        # the record expects implicit TLS, the server speaks cleartext
+        self.primary.smtp_encryption = "ssl"
+        self.secondary.smtp_encryption = "ssl"
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+
+    # -- limits --------------------------------------------------------------
+    def test_server_daily_limit_reached_mid_batch_then_next_day(self):
+        self.primary.daily_limit = 3
+        self.secondary.active = False
+        mails = self.create_mails(5)
+        now = fields.Datetime.now()
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=3, deferred=2)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertIn("daily limit of 3 mails of Primary", waiting[0].failure_reason)
+        self.assertGreater(waiting[0].scheduled_date, now)
+        self.assertEqual(self.primary.sent_today, 3)
+        # the next day: yesterday's sends no longer count
+        self.env.cr.execute(
+            "UPDATE mail_delivery_log SET create_date = create_date - interval '1 day'"
+        )
+        self.pass_time(waiting)
+        self.run_queue(waiting)
+        self.assertEndStates(mails, sent=5)
+
+    def test_day_follows_the_company_time_zone(self):
+        self.env.company.partner_id.tz = "Europe/Bucharest"
+        self.primary.daily_limit = 1
+        self.secondary.active = False
+        # 23:30 in Bucharest (UTC+2): the local day ends in 30 minutes
+        late = fields.Datetime.to_datetime("2026-11-24 21:30:00")
+        with patch.object(fields.Datetime, "now", return_value=late):
+            mails = self.create_mails(2)
+            self.run_queue(mails)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertEqual(
+            fields.Datetime.to_string(waiting.scheduled_date), "2026-11-24 22:00:00"
+        )
+
+    def test_database_daily_limit(self):
+        self.env["ir.config_parameter"].sudo().set_param("mail_outbound.daily_limit", 2)
+        mails = self.create_mails(4)
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=2, deferred=2)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
+
+    def test_rate_per_minute(self):
+        self.primary.rate_per_minute = 2
+        self.secondary.active = False
+        mails = self.create_mails(3)
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=2, deferred=1)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertIn("at most 2 mails a minute", waiting.failure_reason)
+        self.assertEqual(waiting.scheduled_date.second, 0)
+
+    # -- mixed batch, claims -------------------------------------------------
+    def test_mixed_faults_every_mail_accounted_for(self):
+        self.secondary.active = False
+        self.smtp_primary.script("rcpt", 550, "5.1.1 Unknown", match="rcpt1@")
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="rcpt2@")
+        mails = self.create_mails(6)
+        self.run_queue(mails)
+        self.assertEndStates(mails, sent=4, deferred=1, failed=1)
+        self.assertEqual(len(self.smtp_primary.messages), 4)
+        outcomes = sorted(self.new_logs().mapped("outcome"))
+        self.assertEqual(
+            outcomes, ["deferred", "failed", "sent", "sent", "sent", "sent"]
+        )
+
+    def test_claimed_mails_are_left_to_their_worker(self):
+        mails = self.create_mails(2)
+        other = mails[0]
+        other.write(
+            {
+                "delivery_claim": "other-worker",
+                "delivery_claim_date": fields.Datetime.now(),
+            }
+        )
+        self.run_queue(mails)
+        self.assertEqual(other.state, "outgoing")
+        self.assertEqual(mails[1].state, "sent")
+        # the other worker died: its claim expires and the mail goes
+        other.delivery_claim_date = fields.Datetime.now() - timedelta(hours=1)
+        self.run_queue(mails)
+        self.assertEqual(other.state, "sent")
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+
+    def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
+        mail = self.create_mails()
+        # what a worker killed after core's pre-send mark leaves behind
+        mail.write(
+            {
+                "state": "exception",
+                "failure_type": False,
+                "delivery_claim": "dead-worker",
+                "delivery_claim_date": fields.Datetime.now() - timedelta(hours=1),
+            }
+        )
+        self.run_queue(self.create_mails())
+        self.assertEqual((mail.state, mail.failure_type), ("exception", "mail_smtp"))
+        self.assertIn("may have been delivered", mail.failure_reason)
+        self.assertFalse(mail.delivery_claim)
+
+    def test_interactive_send_keeps_core_behaviour(self):
+        self.primary.smtp_port = closed_port()
+        self.secondary.smtp_port = closed_port()
+        mail = self.create_mails()
+        from odoo.addons.base.models.ir_mail_server import MailDeliveryException
+
+        with self.assertRaises(MailDeliveryException):
+            mail.send(raise_exception=True)
