@@ -19,7 +19,7 @@
         "views/mail_outbound_connection_test_views.xml",
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
-        "views/res_config_settings_views.xml",
         "views/mail_delivery_log_views.xml",
+        "views/res_config_settings_views.xml",
     ],
 }

@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools import ports
+from ..tools import ports, quota
 
 
 class ResConfigSettings(models.TransientModel):
@@ -58,6 +58,9 @@ class ResConfigSettings(models.TransientModel):
         values["mail_outbound_mass_mailing_installed"] = (
             self._mass_mailing_owns_setting()
         )
+        Log = self.env["mail.delivery.log"].sudo()
+        start, _end = quota.day_window(fields.Datetime.now(), Log._company_tz())
+        values["mail_outbound_sent_today"] = Log._count_sent(start)[1]
         return values
 
     def set_values(self):
@@ -80,6 +83,33 @@ class ResConfigSettings(models.TransientModel):
         "hosting operators block it. Servers on these ports cannot be saved, "
         "tested or used.",
     )
+
+    mail_outbound_daily_limit = fields.Integer(
+        "Daily Limit",
+        config_parameter="mail_outbound.daily_limit",
+        help="Mails the whole database may send per day (the company's calendar "
+        "day); over it, mail waits for the next day. 0: no limit.",
+    )
+    mail_outbound_sent_today = fields.Integer("Sent Today", readonly=True)
+    mail_outbound_retry_lifetime_days = fields.Float(
+        "Retry For (Days)",
+        config_parameter="mail_outbound.retry_lifetime_days",
+        default=5,
+        help="A mail refused temporarily is tried again, less and less often, "
+        "for this long after its first attempt; then it fails.",
+    )
+
+    @api.constrains("mail_outbound_daily_limit", "mail_outbound_retry_lifetime_days")
+    def _check_mail_outbound_delivery_settings(self):
+        for settings in self:
+            if settings.mail_outbound_daily_limit < 0:
+                raise ValidationError(
+                    _("Daily Limit: type 0 for no limit, or a number of mails.")
+                )
+            if settings.mail_outbound_retry_lifetime_days <= 0:
+                raise ValidationError(
+                    _("Retry For (Days): type a number of days above 0, e.g. 5.")
+                )
 
     @api.constrains("mail_outbound_blocked_ports")
     def _check_mail_outbound_blocked_ports(self):

@@ -9,7 +9,10 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.tests import tagged
+from odoo.exceptions import ValidationError
+from odoo.tests import Form, tagged
+
+from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from .common import MailOutboundSmtpCase
 from .loopback_smtp import closed_port
@@ -375,7 +378,25 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.smtp_port = closed_port()
         self.secondary.smtp_port = closed_port()
         mail = self.create_mails()
-        from odoo.addons.base.models.ir_mail_server import MailDeliveryException
-
         with self.assertRaises(MailDeliveryException):
             mail.send(raise_exception=True)
+
+    # -- settings ------------------------------------------------------------
+    def test_settings_show_daily_usage_and_validate(self):
+        self.secondary.active = False
+        self.run_queue(self.create_mails(2))
+        settings = Form(self.env["res.config.settings"])
+        self.assertEqual(settings.mail_outbound_sent_today, 2)
+        self.assertEqual(self.primary.sent_today, 2)
+        settings.mail_outbound_daily_limit = 500
+        settings.save().execute()
+        self.assertEqual(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.daily_limit"),
+            "500",
+        )
+        settings = Form(self.env["res.config.settings"])
+        settings.mail_outbound_retry_lifetime_days = 0
+        with self.assertRaises(ValidationError):
+            settings.save()
