@@ -20,12 +20,15 @@ from aiosmtpd.controller import Controller
 
 
 class PrintingHandler:
-    def __init__(self, maildir):
+    def __init__(self, maildir, quiet=False):
         self.maildir = maildir
+        self.quiet = quiet
         self.count = 0
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
+        if self.quiet:
+            return "250 2.0.0 Ok: queued"
         message = email.message_from_bytes(
             envelope.content, policy=email.policy.default
         )
@@ -45,11 +48,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--maildir", type=pathlib.Path)
+    parser.add_argument("--quiet", action="store_true", help="accept, print nothing")
     args = parser.parse_args()
     if args.maildir:
         args.maildir.mkdir(parents=True, exist_ok=True)
     controller = Controller(
-        PrintingHandler(args.maildir), hostname="127.0.0.1", port=args.port
+        PrintingHandler(args.maildir, args.quiet), hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print(f"SMTP sink listening on 127.0.0.1:{args.port}", flush=True)

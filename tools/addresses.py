@@ -10,6 +10,7 @@ ASCII (IDNA A-label) form of the domain.
 Nothing here imports odoo, so the pure test suite runs without it.
 """
 
+import functools
 import re
 from email.utils import getaddresses
 
@@ -46,6 +47,7 @@ def has_line_break(value):
     return bool(value) and any(char in value for char in "\r\n\0")
 
 
+@functools.lru_cache(maxsize=4096)
 def domain_key(domain):
     """Comparable form of a domain: lower case, no trailing dot, A-labels.
 
@@ -66,6 +68,7 @@ def domain_key(domain):
         return ""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text):
     """Return ``(name, address)`` for a single address in ``text``.
 
@@ -86,6 +89,7 @@ def parse_address(text):
     return name, address
 
 
+@functools.lru_cache(maxsize=4096)
 def address_key(text):
     """Comparable form of the address in ``text``, ``""`` when there is none."""
     _name, address = parse_address(text)
@@ -167,10 +171,21 @@ def check_filter(from_filter):
     return ", ".join(parts)
 
 
+@functools.lru_cache(maxsize=1024)
+def parse_filter(raw):
+    """The :class:`FromFilter` for ``raw``, parsed once per distinct value.
+
+    The routing reads every server's filter for every message; filters
+    change rarely, so parsing them once matters with many servers.
+    """
+    return FromFilter(raw)
+
+
 class FromFilter:
     """A parsed FROM filter: the addresses and domains a server may send as.
 
     An empty filter allows every sender (core's ``_match_from_filter``).
+    Treat instances as immutable: :func:`parse_filter` shares them.
     """
 
     __slots__ = ("addresses", "domains", "raw")

@@ -38,7 +38,7 @@ suite relies on that behaviour, so it stays the default.
 
 from dataclasses import dataclass, field
 
-from .addresses import FromFilter, address_domain_key, encapsulate, parse_address
+from .addresses import address_domain_key, encapsulate, parse_address, parse_filter
 
 
 def _lt(source):
@@ -286,7 +286,7 @@ def route(
         header_from = encapsulate(email_from, notification) if address else notification
 
     sent_as = parse_address(header_from)[1]
-    server_filter = FromFilter(server.from_filter if server else cli_from_filter)
+    server_filter = parse_filter(server.from_filter if server else cli_from_filter)
     if not sent_as:
         warnings.append("no_sender")
     elif not server_filter.allows(sent_as):
@@ -322,7 +322,7 @@ def route(
 
 
 def _first_match(servers, test):
-    return next((s for s in servers if test(FromFilter(s.from_filter))), None)
+    return next((s for s in servers if test(parse_filter(s.from_filter))), None)
 
 
 def _route_servers(servers, address, notification, forced):
@@ -340,13 +340,13 @@ def _route_servers(servers, address, notification, forced):
         match = _first_match(servers, lambda f: f.matches_domain(notification))
         if match:
             return "notification_domain", match
-    if server := next((s for s in servers if not FromFilter(s.from_filter)), None):
+    if server := next((s for s in servers if not parse_filter(s.from_filter)), None):
         return "no_filter", server
     return "first_server", servers[0]
 
 
 def _route_cli(cli_from_filter, address, notification, forced):
-    cli_filter = FromFilter(cli_from_filter)
+    cli_filter = parse_filter(cli_from_filter)
     if address and not forced and cli_filter.allows(address):
         return "cli_from", None
     if notification and cli_filter.allows(notification):
@@ -355,7 +355,7 @@ def _route_cli(cli_from_filter, address, notification, forced):
 
 
 def _route_fixed(server, address, notification, forced):
-    server_filter = FromFilter(server.from_filter)
+    server_filter = parse_filter(server.from_filter)
     if address and not forced and server_filter.allows(address):
         return "fixed_from", server
     if notification and server_filter.allows(notification):
