@@ -189,3 +189,35 @@ class TestSettings(MailOutboundCase):
         settings.mail_outbound_enforce_fixed_filter = True
         settings.save().execute()
         self.assertTrue(self.env["ir.mail_server"]._is_fixed_filter_enforced())
+
+
+@tagged("post_install", "-at_install", "mail_outbound")
+class TestTranslation(MailOutboundCase):
+    def test_decision_explained_in_romanian(self):
+        self.env["res.lang"]._activate_lang("ro_RO")
+        self.env["ir.module.module"].search(
+            [("name", "=", "mail_outbound")]
+        )._update_translations(["ro_RO"])
+        self.create_server("Ours", "example.com")
+        decision = self.env["ir.mail_server"]._get_routing_decision(
+            '"Mary" <mary@customer.example>'
+        )
+        reason = (
+            self.env["ir.mail_server"]
+            .with_context(lang="ro_RO")
+            ._explain_routing(decision)
+        )
+        self.assertEqual(
+            reason,
+            "Niciun server nu poate trimite ca mary@customer.example; Ours are "
+            "domeniul de notificare example.com în filtrul FROM, deci trimite "
+            "mesajul ca adresa de notificare notifications@example.com.",
+        )
+        field = (
+            self.env["ir.mail_server"]
+            .with_context(lang="ro_RO")
+            ._fields["outbound_traffic"]
+        )
+        self.assertEqual(
+            field._description_string(self.env(context={"lang": "ro_RO"})), "Transportă"
+        )
