@@ -4,7 +4,7 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import _, api, fields, models, tools
+from odoo import _, api, fields, models, sql_db, tools
 
 from ..tools import delivery, quota, routing
 
@@ -192,44 +192,87 @@ class MailMail(models.Model):
     def _release_claims(self, token):
         self.flush_model()
         self.env.cr.execute(
+            "DELETE FROM mail_outbound_in_flight WHERE claim = %s", (token,)
+        )
+        self.env.cr.execute(
             "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
             "WHERE delivery_claim = %s",
             (token,),
         )
         self.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
+    def init(self):
+        super().init()
+        # Written on a connection of its own, committed before each hand-over
+        # to a server: the queue's transaction (and its cache) stays whole.
+        self.env.cr.execute(
+            """
+            CREATE TABLE IF NOT EXISTS mail_outbound_in_flight (
+                mail_id INTEGER NOT NULL,
+                claim VARCHAR NOT NULL,
+                since TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+            );
+            CREATE INDEX IF NOT EXISTS mail_outbound_in_flight_claim_index
+                ON mail_outbound_in_flight (claim);
+            """
+        )
+
+    def _mark_in_flight(self, claim):
+        """Say, durably, that this mail is being handed to a server now.
+
+        Committed at once on a separate connection. If the worker dies before
+        the mail's own state is committed, the mark outlives it and the next
+        run knows the mail may have been delivered (see _recover_claims).
+        """
+        self.ensure_one()
+        with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+            cr.execute(
+                "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, %s)",
+                (self.id, claim),
+            )
+
     @api.model
     def _recover_claims(self):
         """Mails a killed worker was handing to a server: failed, explained.
 
-        Core marks a mail 'exception' (without failure type) just before
-        sending it, and the mark is committed (see _prepare_outgoing_list).
-        Such a mail still claimed after the claim timeout belonged to a
-        worker that died during the hand-over: it may have been delivered,
-        so it is not sent again, but said so.
+        A mark older than the claim timeout on a mail still queued means the
+        worker died between the mark and the mail's final state: the server
+        may have accepted it, so it is not sent again, but said so. Marks of
+        mails that did finish (sent, failed, deferred) are just dropped.
         """
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
             """
+            WITH stale AS (
+                DELETE FROM mail_outbound_in_flight WHERE since < %s
+                RETURNING mail_id
+            )
             UPDATE mail_mail
-               SET failure_type = 'mail_smtp', failure_reason = %s,
+               SET state = 'exception', failure_type = 'mail_smtp',
+                   failure_reason = %s, delivery_deferred = FALSE,
                    delivery_claim = NULL, delivery_claim_date = NULL
-             WHERE state = 'exception' AND failure_type IS NULL
-               AND delivery_claim IS NOT NULL AND delivery_claim_date < %s
+             WHERE id IN (SELECT mail_id FROM stale) AND state = 'outgoing'
             """,
             (
+                stale,
                 _(
                     "The worker sending this mail stopped during the hand-over to "
                     "the server: it may have been delivered. It is not sent "
                     "again by itself; check the server's log or the recipient, "
                     "then Retry if it did not arrive."
                 ),
-                stale,
             ),
         )
         self.invalidate_model(
-            ["failure_type", "failure_reason", "delivery_claim", "delivery_claim_date"]
+            [
+                "state",
+                "failure_type",
+                "failure_reason",
+                "delivery_deferred",
+                "delivery_claim",
+                "delivery_claim_date",
+            ]
         )
 
     @api.model
@@ -259,7 +302,7 @@ class MailMail(models.Model):
         tracker = delivery.AttemptTracker()
         mails = self.with_context(
             mail_outbound_tracker=tracker,
-            mail_outbound_commit_before_send=auto_commit is True,
+            mail_outbound_mark_before_send=auto_commit is True,
         )
         try:
             return super(MailMail, mails).send(
@@ -289,13 +332,9 @@ class MailMail(models.Model):
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker is not None and len(self) == 1:
             tracker.current_mail_id = self.id
-        if self.env.context.get("mail_outbound_commit_before_send"):
-            # Core marked this mail 'exception' just before sending, so that a
-            # failed write cannot lead to a second send. Committing that mark
-            # makes it hold across a crash too: a worker killed after the
-            # server accepted the mail leaves it failed (see _recover_claims),
-            # never queued to go out twice.
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+        claim = self.env.context.get("mail_outbound_claim")
+        if claim and self.env.context.get("mail_outbound_mark_before_send"):
+            self._mark_in_flight(claim)
         return super()._prepare_outgoing_list(
             mail_server=mail_server,
             recipients_follower_status=recipients_follower_status,
@@ -589,6 +628,12 @@ class MailMail(models.Model):
                 )
             )
             deferred |= mail
+        if deferred:
+            # deferred for good reason: not a hand-over interrupted by a crash
+            self.env.cr.execute(
+                "DELETE FROM mail_outbound_in_flight WHERE mail_id = ANY(%s)",
+                (deferred.ids,),
+            )
         # core flagged their notifications in exception before sending
         self.env["mail.notification"].sudo().search(
             [

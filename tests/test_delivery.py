@@ -359,20 +359,38 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertFalse(any(mails.mapped("delivery_claim")))
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
-        mail = self.create_mails()
-        # what a worker killed after core's pre-send mark leaves behind
-        mail.write(
-            {
-                "state": "exception",
-                "failure_type": False,
-                "delivery_claim": "dead-worker",
-                "delivery_claim_date": fields.Datetime.now() - timedelta(hours=1),
-            }
+        interrupted, finished, deferred = self.create_mails(3)
+        deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
+        finished.state = "sent"
+        self.env.flush_all()
+        # what a worker killed during the hand-over leaves behind: its marks
+        self.env.cr.execute(
+            "INSERT INTO mail_outbound_in_flight (mail_id, claim, since) "
+            "SELECT unnest(%s), 'dead-worker', "
+            "now() AT TIME ZONE 'UTC' - interval '1 hour'",
+            ([interrupted.id, finished.id],),
         )
         self.run_queue(self.create_mails())
-        self.assertEqual((mail.state, mail.failure_type), ("exception", "mail_smtp"))
-        self.assertIn("may have been delivered", mail.failure_reason)
-        self.assertFalse(mail.delivery_claim)
+        self.assertEqual(
+            (interrupted.state, interrupted.failure_type), ("exception", "mail_smtp")
+        )
+        self.assertIn("may have been delivered", interrupted.failure_reason)
+        self.assertEqual(finished.state, "sent")
+        self.assertEqual(deferred.state, "outgoing")
+        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_in_flight")
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+
+    def test_recent_marks_are_left_alone(self):
+        mail = self.create_mails()
+        self.env.flush_all()
+        self.env.cr.execute(
+            "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, 'live')",
+            (mail.id,),
+        )
+        self.run_queue(self.create_mails())
+        self.assertEqual(mail.state, "outgoing")
+        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_in_flight")
+        self.assertEqual(self.env.cr.fetchone()[0], 1)
 
     def test_interactive_send_keeps_core_behaviour(self):
         self.primary.smtp_port = closed_port()
