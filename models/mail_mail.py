@@ -202,7 +202,6 @@ class MailMail(models.Model):
         self.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
     def init(self):
-        super().init()
         # Written on a connection of its own, committed before each hand-over
         # to a server: the queue's transaction (and its cache) stays whole.
         self.env.cr.execute(
@@ -216,6 +215,7 @@ class MailMail(models.Model):
                 ON mail_outbound_in_flight (claim);
             """
         )
+        return super().init()
 
     def _mark_in_flight(self, claim):
         """Say, durably, that this mail is being handed to a server now.

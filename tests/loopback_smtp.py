@@ -11,6 +11,7 @@ fail the way real providers do::
         smtp.script("data", 554, "5.6.0 Rejected")
         smtp.script("ehlo", action="close")  # drop the connection after EHLO
         smtp.script("data", action="hang")  # never answer (client timeout)
+        smtp.script("data", action="accept_hang", match="rcpt40@")  # take it, hang
         ...
         smtp.messages[0]["message"]["From"]
 
@@ -70,7 +71,16 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        reply = await self.owner._scripted("data", "", server)
+        if self.owner.data_delay:
+            await asyncio.sleep(self.owner.data_delay)
+        rule = self.owner._take("data", " ".join(envelope.rcpt_tos))
+        if rule and rule.action == "accept_hang":
+            # the message is in, the client never hears it: the moment a
+            # crash makes "was it delivered?" a real question
+            self.owner._record(session, envelope)
+            await self.owner._hang()
+            return "421 4.3.0 Shutting down"
+        reply = await self.owner._reply(rule, server)
         if reply:
             return reply
         self.owner._record(session, envelope)
@@ -128,10 +138,14 @@ class LoopbackSmtp:
         users=None,
         auth_required=False,
         exclude_auth=(),
+        data_delay=0,
     ):
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
+        # seconds before answering each DATA: a slow provider, so that a
+        # test can interrupt a client in the middle of a batch
+        self.data_delay = data_delay
         self.messages = []
         self.rules = []
         self._condition = threading.Condition()
@@ -198,7 +212,9 @@ class LoopbackSmtp:
             await asyncio.sleep(0.05)
 
     async def _scripted(self, command, argument, server):
-        rule = self._take(command, argument)
+        return await self._reply(self._take(command, argument), server)
+
+    async def _reply(self, rule, server):
         if not rule:
             return None
         if rule.action == "hang":
