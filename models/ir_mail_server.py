@@ -654,11 +654,14 @@ class IrMailServer(models.Model):
         if tracker is None or smtp_session is None:
             return self._send_email_routed(message, **kwargs)
         started = time.monotonic()
-        recipients = len(
-            getaddresses(
-                message.get_all("To", [])
-                + message.get_all("Cc", [])
-                + message.get_all("Bcc", [])
+        # core passes the validated recipients along; parsing the headers
+        # again costs more than the rest of this method
+        validated = self.env.context.get("send_validated_to")
+        recipients = (
+            len(validated)
+            if validated
+            else len(
+                getaddresses(message.get_all("To", []) + message.get_all("Cc", []))
             )
         )
         attempt = delivery.Attempt(
@@ -673,7 +676,6 @@ class IrMailServer(models.Model):
             attempt.code = attempt.failure.code
             attempt.text = attempt.failure.text
             attempt.duration_ms = int((time.monotonic() - started) * 1000)
-            attempt.email_from = message["From"] or ""
             tracker.record(attempt)
             raise
         code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
@@ -683,7 +685,6 @@ class IrMailServer(models.Model):
             reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
         )
         attempt.duration_ms = int((time.monotonic() - started) * 1000)
-        attempt.email_from = message["From"] or ""
         tracker.record(attempt)
         return result
 

@@ -225,11 +225,19 @@ class MailMail(models.Model):
         run knows the mail may have been delivered (see _recover_claims).
         """
         self.ensure_one()
-        with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
-            cr.execute(
-                "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, %s)",
-                (self.id, claim),
-            )
+        tracker = self.env.context.get("mail_outbound_tracker")
+        if tracker.side_cursor is None:
+            # one connection for the whole run, not one per mail
+            tracker.side_cursor = sql_db.db_connect(self.env.cr.dbname).cursor()
+            # The mark must outlive a dead *worker*, which an asynchronous
+            # commit guarantees; only a crash of PostgreSQL itself could lose
+            # the last marks. It saves a disk flush per mail.
+            tracker.side_cursor.execute("SET synchronous_commit TO off")
+        tracker.side_cursor.execute(
+            "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, %s)",
+            (self.id, claim),
+        )
+        tracker.side_cursor.commit()
 
     @api.model
     def _recover_claims(self):
@@ -324,6 +332,8 @@ class MailMail(models.Model):
                 )
             raise
         finally:
+            if tracker.side_cursor is not None:
+                tracker.side_cursor.close()
             self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
 
     def _prepare_outgoing_list(
@@ -534,10 +544,16 @@ class MailMail(models.Model):
         servers = IrMailServer.search([])
         memo = {}
 
+        formatted = {}
+
         def decide(mail):
-            # same protection as core against an already formatted From
-            emails_from = tools.mail.email_split_and_format(mail.email_from)
-            email_from = emails_from[0] if emails_from else mail.email_from
+            # same protection as core against an already formatted From,
+            # parsed once per distinct value: a queue has few senders
+            raw = mail.email_from
+            if raw not in formatted:
+                emails_from = tools.mail.email_split_and_format(raw)
+                formatted[raw] = emails_from[0] if emails_from else raw
+            email_from = formatted[raw]
             key = (
                 email_from,
                 mail.mail_server_id.id,

@@ -15,6 +15,7 @@ from odoo import sql_db
 count = int(os.environ["MO_BENCH_MAILS"])
 port = int(os.environ["MO_BENCH_SMTP_PORT"])
 
+env["mail.mail"].search([]).unlink()  # an earlier round's leftovers
 env["ir.mail_server"].search([]).unlink()
 env["ir.mail_server"].create(
     {"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": port, "sequence": 1}

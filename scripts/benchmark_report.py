@@ -7,6 +7,7 @@ import importlib.util
 import json
 import pathlib
 import random
+import statistics
 import sys
 import time
 
@@ -62,29 +63,35 @@ def main():
         if line.startswith("MO_BENCH ")
     ]
     print()
-    print("Queue: process_email_queue against a loopback SMTP sink")
+    print("Queue: process_email_queue against a loopback SMTP sink (median of runs)")
     print(
-        f"{'mails':>7} {'database':<10} {'mails/s':>9} {'queries/mail':>13} "
-        f"{'peak RSS MB':>12} {'sent':>7} {'failed':>7}"
+        f"{'mails':>7} {'database':<8} {'runs':>5} {'mails/s':>9} "
+        f"{'queries/mail':>13} {'peak RSS MB':>12} {'sent':>6} {'failed':>7}"
     )
     by_size = {}
     for row in results:
         kind = "addon" if row["db"].endswith("addon") else "stock"
-        by_size.setdefault(row["mails"], {})[kind] = row
-        print(
-            f"{row['mails']:>7} {kind:<10} {row['mails'] / row['seconds']:>9.1f} "
-            f"{row['queries'] / row['mails']:>13.2f} {row['peak_rss_mb']:>12.1f} "
-            f"{row['sent']:>7} {row['failed']:>7}"
-        )
+        by_size.setdefault(row["mails"], {}).setdefault(kind, []).append(row)
     for size, kinds in sorted(by_size.items()):
-        if {"addon", "stock"} <= set(kinds):
-            addon, stock = kinds["addon"], kinds["stock"]
-            ratio = stock["seconds"] / addon["seconds"]
-            extra = (addon["queries"] - stock["queries"]) / size
+        medians = {}
+        for kind, rows in sorted(kinds.items(), reverse=True):
+            rate = statistics.median(r["mails"] / r["seconds"] for r in rows)
+            queries = statistics.median(r["queries"] / r["mails"] for r in rows)
+            rss = statistics.median(r["peak_rss_mb"] for r in rows)
+            medians[kind] = (rate, queries, rss)
             print(
-                f"{size:>7} ratio addon/stock throughput {ratio:.2f}, "
-                f"{extra:+.2f} queries per mail, "
-                f"memory {addon['peak_rss_mb'] / stock['peak_rss_mb']:.2f}x"
+                f"{size:>7} {kind:<8} {len(rows):>5} {rate:>9.1f} {queries:>13.2f} "
+                f"{rss:>12.1f} {min(r['sent'] for r in rows):>6} "
+                f"{max(r['failed'] for r in rows):>7}"
+            )
+        if {"addon", "stock"} <= set(medians):
+            (a_rate, a_q, a_rss), (s_rate, s_q, s_rss) = (
+                medians["addon"],
+                medians["stock"],
+            )
+            print(
+                f"{size:>7} addon/stock: throughput {a_rate / s_rate:.2f}, "
+                f"{a_q - s_q:+.2f} queries per mail, memory {a_rss / s_rss:.2f}x"
             )
     print()
     print("Routing core alone (tools/routing.py)")

@@ -230,6 +230,7 @@ class AttemptTracker:
         self.failover = None  # (from_server_id, to_server_id)
         self.logs = []  # log values waiting to be written in one INSERT
         self.current_mail_id = None  # the mail being handed over
+        self.side_cursor = None  # the Odoo layer's connection for in-flight marks
 
     def record(self, attempt):
         self.attempts.append(attempt)
