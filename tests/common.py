@@ -123,6 +123,21 @@ class MailOutboundSmtpCase(MailOutboundCase):
         for smtp in self.loopback_servers:
             smtp.reset()
 
+    def queue_mail(self, email_from, **values):
+        """Create one mail and send it through the real queue."""
+        mail = self.env["mail.mail"].create(
+            {
+                "email_from": email_from,
+                "email_to": "customer@destination.example",
+                "subject": "mail_outbound test",
+                "body_html": "<p>Hello</p>",
+                "auto_delete": False,
+                **values,
+            }
+        )
+        self.env["mail.mail"].process_email_queue(ids=mail.ids)
+        return mail
+
     def assertAddress(self, header, name, address):
         """``header`` (a parsed From/Reply-To) holds exactly ``name <address>``.
 

@@ -24,22 +24,8 @@ class TestRoutingSend(MailOutboundSmtpCase):
         )
         cls.smtp_open, cls.server_open = cls.start_smtp_server("Open relay", sequence=5)
 
-    def queue(self, email_from, **values):
-        mail = self.env["mail.mail"].create(
-            {
-                "email_from": email_from,
-                "email_to": "customer@destination.example",
-                "subject": "Routing test",
-                "body_html": "<p>Hello</p>",
-                "auto_delete": False,
-                **values,
-            }
-        )
-        self.env["mail.mail"].process_email_queue(ids=mail.ids)
-        return mail
-
     def test_sender_domain_keeps_from_and_bounce_envelope(self):
-        mail = self.queue('"Bob" <bob@example.com>')
+        mail = self.queue_mail('"Bob" <bob@example.com>')
         self.assertEqual(mail.state, "sent")
         (received,) = self.received(self.smtp_example)
         self.received(self.smtp_open, 0)
@@ -56,7 +42,7 @@ class TestRoutingSend(MailOutboundSmtpCase):
         self.assertIn("lists the sender's domain example.com", mail.routing_reason)
 
     def test_foreign_sender_goes_out_as_notification_address(self):
-        mail = self.queue('"Mary" <mary@customer.example>')
+        mail = self.queue_mail('"Mary" <mary@customer.example>')
         (received,) = self.received(self.smtp_example)
         self.assertAddress(
             received["message"]["From"], "Mary", "notifications@example.com"
@@ -70,7 +56,7 @@ class TestRoutingSend(MailOutboundSmtpCase):
 
     def test_first_server_without_filter_when_nothing_matches(self):
         self.server_example.active = False
-        mail = self.queue("mary@customer.example")
+        mail = self.queue_mail("mary@customer.example")
         (received,) = self.received(self.smtp_open)
         self.received(self.smtp_mass, 0)
         self.assertAddress(
@@ -82,7 +68,7 @@ class TestRoutingSend(MailOutboundSmtpCase):
         smtp_zulu, _zulu = self.start_smtp_server("zulu", sequence=4)
         smtp_alpha, _alpha = self.start_smtp_server("Alpha", sequence=4)
         self.server_example.active = False
-        self.queue("mary@customer.example")
+        self.queue_mail("mary@customer.example")
         # core would take zulu, created first (lower id)
         self.received(smtp_alpha, 1)
         self.received(smtp_zulu, 0)
@@ -98,7 +84,7 @@ class TestRoutingSend(MailOutboundSmtpCase):
             smtp_user="odoo",
             smtp_pass="secret",
         )
-        mail = self.queue("robot@auth.example")
+        mail = self.queue_mail("robot@auth.example")
         (received,) = self.received(smtp)
         self.assertTrue(received["authenticated"])
         self.assertEqual(mail.routing_server_id, server)
@@ -129,13 +115,13 @@ class TestRoutingSend(MailOutboundSmtpCase):
 
     def test_full_address_default_from_overrides_every_from(self):
         self.alias_domain.default_from = "noreply@example.com"
-        mail = self.queue('"Bob" <bob@example.com>')
+        mail = self.queue_mail('"Bob" <bob@example.com>')
         (received,) = self.received(self.smtp_example)
         self.assertAddress(received["message"]["From"], "Bob", "noreply@example.com")
         self.assertTrue(mail.routing_data["forced"])
 
     def test_named_server_not_enforced_keeps_from_like_core(self):
-        mail = self.queue("bob@example.com", mail_server_id=self.server_mass.id)
+        mail = self.queue_mail("bob@example.com", mail_server_id=self.server_mass.id)
         (received,) = self.received(self.smtp_mass)
         self.assertAddress(received["message"]["From"], "", "bob@example.com")
         self.assertEqual(mail.routing_rule, "fixed_unenforced")
@@ -144,7 +130,9 @@ class TestRoutingSend(MailOutboundSmtpCase):
     def test_named_server_enforced_rewrites_from_it_may_not_send(self):
         self.set_enforce_fixed_filter(True)
         self.server_mass.from_filter = "mass.example, notifications@example.com"
-        mail = self.queue('"Bob" <bob@example.com>', mail_server_id=self.server_mass.id)
+        mail = self.queue_mail(
+            '"Bob" <bob@example.com>', mail_server_id=self.server_mass.id
+        )
         (received,) = self.received(self.smtp_mass)
         self.received(self.smtp_example, 0)
         self.assertAddress(

@@ -28,26 +28,12 @@ class TrafficCase(MailOutboundSmtpCase):
         params.set_param("mass_mailing.outgoing_mail_server", bool(server))
         params.set_param("mass_mailing.mail_server_id", server.id if server else False)
 
-    def queue(self, email_from, **values):
-        mail = self.env["mail.mail"].create(
-            {
-                "email_from": email_from,
-                "email_to": "customer@destination.example",
-                "subject": "Traffic",
-                "body_html": "<p>Hi</p>",
-                "auto_delete": False,
-                **values,
-            }
-        )
-        self.env["mail.mail"].process_email_queue(ids=mail.ids)
-        return mail
-
 
 @tagged("post_install", "-at_install", "mail_outbound")
 class TestTraffic(TrafficCase):
     def test_transactional_mail_never_uses_the_dedicated_server(self):
         self.set_dedicated(self.server_mass)
-        mail = self.queue('"Bob" <bob@example.com>')
+        mail = self.queue_mail('"Bob" <bob@example.com>')
         self.received(self.smtp_mass, 0)
         (received,) = self.received(self.smtp_trans)
         self.assertAddress(received["message"]["From"], "Bob", "bob@example.com")
@@ -56,13 +42,13 @@ class TestTraffic(TrafficCase):
 
     def test_without_dedicated_server_routing_is_unchanged(self):
         self.set_dedicated(False)
-        self.queue('"Bob" <bob@example.com>')
+        self.queue_mail('"Bob" <bob@example.com>')
         # the exact address filter wins, as in standard Odoo
         self.received(self.smtp_mass, 1)
 
     def test_mass_mail_goes_to_the_dedicated_server(self):
         self.set_dedicated(self.server_mass)
-        mail = self.queue('"Bob" <bob@example.com>', routing_traffic="mass")
+        mail = self.queue_mail('"Bob" <bob@example.com>', routing_traffic="mass")
         self.received(self.smtp_trans, 0)
         (received,) = self.received(self.smtp_mass)
         self.assertAddress(received["message"]["From"], "Bob", "bob@example.com")
@@ -74,7 +60,7 @@ class TestTraffic(TrafficCase):
         self.set_enforce_fixed_filter(True)
         self.server_mass.from_filter = "mass.example"
         self.alias_domain.default_from = "news@mass.example"
-        mail = self.queue('"Alice" <alice@example.com>', routing_traffic="mass")
+        mail = self.queue_mail('"Alice" <alice@example.com>', routing_traffic="mass")
         (received,) = self.received(self.smtp_mass)
         self.assertAddress(received["message"]["From"], "Alice", "news@mass.example")
         self.assertTrue(mail.routing_data["rewritten"])
@@ -83,9 +69,9 @@ class TestTraffic(TrafficCase):
         self.set_dedicated(False)
         self.server_mass.outbound_traffic = "mass"
         self.server_trans.outbound_traffic = "transactional"
-        self.queue("bob@example.com", routing_traffic="mass")
+        self.queue_mail("bob@example.com", routing_traffic="mass")
         self.received(self.smtp_mass, 1)
-        self.queue("bob@example.com")
+        self.queue_mail("bob@example.com")
         self.received(self.smtp_trans, 1)
 
     def test_mass_and_transactional_in_one_queue_run(self):

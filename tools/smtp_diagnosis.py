@@ -186,6 +186,20 @@ class _Diagnosis:
         self.steps.append(step)
         return step
 
+    def refused(self, key, started, code, reply, fix, params):
+        """Record a step the server answered with a refusal (4xx or 5xx)."""
+        params.update(_reply_params(code, reply))
+        self.add(
+            key,
+            FAILED,
+            started,
+            code=code,
+            reply=_decode(reply),
+            temporary=400 <= code < 500,
+            fix=fix,
+            params=params,
+        )
+
     def fail(self, key, started, error, **values):
         """Record ``error`` as the failure of ``key``, with the right fix."""
         params = values.pop("params", {})
@@ -425,16 +439,8 @@ class _Diagnosis:
                     params=params,
                 )
             else:
-                params.update(_reply_params(code, reply))
-                self.add(
-                    "mail_from",
-                    FAILED,
-                    started,
-                    code=code,
-                    reply=_decode(reply),
-                    temporary=400 <= code < 500,
-                    fix="sender_refused",
-                    params=params,
+                self.refused(
+                    "mail_from", started, code, reply, "sender_refused", params
                 )
         return accepted
 
@@ -451,17 +457,7 @@ class _Diagnosis:
             self.fail("rcpt", started, error, params=params)
             raise _Abort() from error
         if code not in (250, 251):
-            params.update(_reply_params(code, reply))
-            self.add(
-                "rcpt",
-                FAILED,
-                started,
-                code=code,
-                reply=_decode(reply),
-                temporary=400 <= code < 500,
-                fix="recipient_refused",
-                params=params,
-            )
+            self.refused("rcpt", started, code, reply, "recipient_refused", params)
             raise _Abort()
         self.add("rcpt", OK, started, code=code, reply=_decode(reply), params=params)
 
