@@ -12,6 +12,8 @@ from ..tools import delivery, quota, routing
 class MailMail(models.Model):
     _inherit = "mail.mail"
 
+    # Not prefetched: core commits after every mail and then reads the mails of
+    # the batch again; these columns would ride along in every such read.
     routing_server_id = fields.Many2one(
         "ir.mail_server",
         string="Routed Through",
@@ -19,14 +21,19 @@ class MailMail(models.Model):
         index="btree_not_null",
         help="Outgoing server the routing chose when the mail was sent. Empty "
         "with a rule: the command-line (odoo-bin) server.",
+        prefetch=False,
     )
     routing_email_from = fields.Char(
-        "Sent As", readonly=True, help="From header as the mail left Odoo."
+        "Sent As",
+        readonly=True,
+        help="From header as the mail left Odoo.",
+        prefetch=False,
     )
     routing_envelope_from = fields.Char(
         "Envelope Sender",
         readonly=True,
         help="Return-Path: where delivery errors (bounces) are sent.",
+        prefetch=False,
     )
     routing_rule = fields.Selection(
         [
@@ -45,6 +52,7 @@ class MailMail(models.Model):
             ("fixed_unenforced", "Requested server, sender kept (not enforced)"),
         ],
         readonly=True,
+        prefetch=False,
     )
     routing_traffic = fields.Selection(
         [("transactional", "Transactional"), ("mass", "Mass Mailing")],
@@ -55,21 +63,28 @@ class MailMail(models.Model):
         help="Mass mail (from a mailing, or flagged so by the code that created "
         "it) is sent through the dedicated mass-mailing server or the servers "
         "carrying mass mail; everything else through transactional servers.",
+        prefetch=False,
     )
-    routing_data = fields.Json(readonly=True, copy=False)
+    routing_data = fields.Json(readonly=True, copy=False, prefetch=False)
     delivery_attempts = fields.Integer(
-        readonly=True, copy=False, help="Attempts to hand this mail to a server."
+        readonly=True,
+        copy=False,
+        help="Attempts to hand this mail to a server.",
+        prefetch=False,
     )
-    delivery_first_attempt = fields.Datetime(readonly=True, copy=False)
+    delivery_first_attempt = fields.Datetime(readonly=True, copy=False, prefetch=False)
     delivery_deferred = fields.Boolean(
         "Deferred",
         readonly=True,
         copy=False,
         help="A temporary failure or a sending limit: the mail waits in the "
         "queue and is sent at its Scheduled Send Date.",
+        prefetch=False,
     )
-    delivery_claim = fields.Char(readonly=True, copy=False, index="btree_not_null")
-    delivery_claim_date = fields.Datetime(readonly=True, copy=False)
+    delivery_claim = fields.Char(
+        readonly=True, copy=False, index="btree_not_null", prefetch=False
+    )
+    delivery_claim_date = fields.Datetime(readonly=True, copy=False, prefetch=False)
     routing_reason = fields.Text(compute="_compute_routing_reason")
 
     @api.depends("routing_rule", "routing_data")
@@ -410,6 +425,7 @@ class MailMail(models.Model):
         """
         decide = self._get_routing_decision_memo()
         limit = self._get_delivery_limiter()
+        tracker = self.env.context.get("mail_outbound_tracker")
         for (
             _server_id,
             alias_domain_id,
@@ -423,6 +439,14 @@ class MailMail(models.Model):
             per_decision = defaultdict(list)
             for mail in self.browse(batch_ids):
                 decision = decide(mail)
+                if tracker is not None:
+                    # what the log needs later, read now, before core's
+                    # per-mail commits empty the cache
+                    tracker.decisions[mail.id] = (
+                        decision,
+                        mail.record_company_id.id,
+                        mail.delivery_attempts,
+                    )
                 session_key = (
                     decision.server_id or False,
                     decision.smtp_from or smtp_from,
@@ -718,11 +742,19 @@ class MailMail(models.Model):
         self.ensure_one()
         last = attempts[-1] if attempts else None
         failure = failure or (last.failure if last else None) or tracker.connect_failure
+        known = tracker.decisions.get(self.id)
+        if known:
+            decision, company_id, attempt = known
+            decided_server, sent_as = decision.server_id, decision.header_from
+            traffic = decision.traffic
+        else:  # decided by another run (a deferral at the start of this one)
+            decided_server = self.routing_server_id.id or self.mail_server_id.id
+            sent_as, traffic = self.routing_email_from, self.routing_traffic
+            company_id, attempt = self.record_company_id.id, self.delivery_attempts
         server_id = (
             (last.server_id if last else None)
             or (tracker.failover[1] if tracker.failover else None)
-            or self.routing_server_id.id
-            or self.mail_server_id.id
+            or decided_server
         )
         return [
             {
@@ -730,11 +762,10 @@ class MailMail(models.Model):
                 "message_id": self.message_id,
                 "subject": (self.subject or "")[:200],
                 "mail_server_id": server_id or False,
-                "email_from": (last.email_from if last else "")
-                or self.routing_email_from,
+                "email_from": (last.email_from if last else "") or sent_as,
                 "recipient_count": sum(a.recipients for a in attempts),
-                "traffic": self.routing_traffic or "transactional",
-                "attempt": self.delivery_attempts or 1,
+                "traffic": traffic or "transactional",
+                "attempt": (attempt or 0) + 1,
                 "outcome": outcome,
                 "smtp_code": (last.code if last else 0)
                 or (failure.code if failure else 0),
@@ -746,6 +777,6 @@ class MailMail(models.Model):
                 "next_attempt": next_attempt or False,
                 "failover_from_id": tracker.failover[0] if tracker.failover else False,
                 "duration_ms": sum(a.duration_ms for a in attempts),
-                "company_id": self.record_company_id.id or self.env.company.id,
+                "company_id": company_id or self.env.company.id,
             }
         ]

@@ -231,6 +231,8 @@ class AttemptTracker:
         self.logs = []  # log values waiting to be written in one INSERT
         self.current_mail_id = None  # the mail being handed over
         self.side_cursor = None  # the Odoo layer's connection for in-flight marks
+        # mail id -> what the queue decided for it (the Odoo layer's data)
+        self.decisions = {}
 
     def record(self, attempt):
         self.attempts.append(attempt)
