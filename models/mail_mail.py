@@ -173,7 +173,8 @@ class MailMail(models.Model):
         stale = now - timedelta(seconds=self._claim_timeout())
         # core sends the newest due mails first ("id desc"): claim the same
         query = """
-            UPDATE mail_mail SET delivery_claim = %s, delivery_claim_date = %s
+            UPDATE mail_mail SET delivery_claim = %s, delivery_claim_date = %s,
+                                 delivery_deferred = FALSE
              WHERE id IN (
                 SELECT id FROM mail_mail
                  WHERE state = 'outgoing'
@@ -200,14 +201,16 @@ class MailMail(models.Model):
             ),
         )
         claimed = [row[0] for row in self.env.cr.fetchall()]
-        self.invalidate_model(["delivery_claim", "delivery_claim_date"])
+        self.invalidate_model(
+            ["delivery_claim", "delivery_claim_date", "delivery_deferred"]
+        )
         return sorted(claimed)
 
     @api.model
     def _release_claims(self, token):
         self.flush_model()
         self.env.cr.execute(
-            "DELETE FROM mail_outbound_in_flight WHERE claim = %s", (token,)
+            "DELETE FROM mail_outbound_batch WHERE claim = %s", (token,)
         )
         self.env.cr.execute(
             "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
@@ -217,65 +220,76 @@ class MailMail(models.Model):
         self.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
     def init(self):
-        # Written on a connection of its own, committed before each hand-over
-        # to a server: the queue's transaction (and its cache) stays whole.
+        # One row per batch handed to a server, in the order core sends it;
+        # written on a connection of its own so that the queue's transaction
+        # (and its cache) stays whole. See _mark_batch and _recover_claims.
         self.env.cr.execute(
             """
-            CREATE TABLE IF NOT EXISTS mail_outbound_in_flight (
-                mail_id INTEGER NOT NULL,
+            CREATE TABLE IF NOT EXISTS mail_outbound_batch (
                 claim VARCHAR NOT NULL,
+                mail_ids INTEGER[] NOT NULL,
                 since TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
             );
-            CREATE INDEX IF NOT EXISTS mail_outbound_in_flight_claim_index
-                ON mail_outbound_in_flight (claim);
+            CREATE INDEX IF NOT EXISTS mail_outbound_batch_claim_index
+                ON mail_outbound_batch (claim);
             """
         )
         return super().init()
 
-    def _mark_in_flight(self, claim):
-        """Say, durably, that this mail is being handed to a server now.
+    def _mark_batch(self, claim, mail_ids):
+        """Say, durably, which mails go to a server now, in which order.
 
-        Committed at once on a separate connection. If the worker dies before
-        the mail's own state is committed, the mark outlives it and the next
-        run knows the mail may have been delivered (see _recover_claims).
+        Core sends a batch mail by mail, in this order, and commits each
+        mail's final state before the next one starts. If the worker dies,
+        the first mail of the list still queued (and not deferred by this
+        run) is the one it was handing over: _recover_claims fails that one
+        as "may have been delivered" and leaves the others to a later run.
+        One INSERT per batch, committed asynchronously: the mark must outlive
+        a dead worker, which that guarantees; only a crash of PostgreSQL
+        itself could lose the last marks.
         """
-        self.ensure_one()
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker.side_cursor is None:
-            # one connection for the whole run, not one per mail
+            # one connection for the whole run
             tracker.side_cursor = sql_db.db_connect(self.env.cr.dbname).cursor()
-            # The mark must outlive a dead *worker*, which an asynchronous
-            # commit guarantees; only a crash of PostgreSQL itself could lose
-            # the last marks. It saves a disk flush per mail.
             tracker.side_cursor.execute("SET synchronous_commit TO off")
         tracker.side_cursor.execute(
-            "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, %s)",
-            (self.id, claim),
+            "INSERT INTO mail_outbound_batch (claim, mail_ids) VALUES (%s, %s)",
+            (claim, list(mail_ids)),
         )
         tracker.side_cursor.commit()
 
     @api.model
     def _recover_claims(self):
-        """Mails a killed worker was handing to a server: failed, explained.
+        """The mail a killed worker was handing to a server: failed, explained.
 
-        A mark older than the claim timeout on a mail still queued means the
-        worker died between the mark and the mail's final state: the server
-        may have accepted it, so it is not sent again, but said so. Marks of
-        mails that did finish (sent, failed, deferred) are just dropped.
+        A batch mark older than the claim timeout belongs to a worker that
+        died. Its first mail still queued and not deferred by that run is the
+        one being handed over: the server may have accepted it, so it is not
+        sent again, but said so. The rest of the batch was never tried and
+        goes with a later run once the claim expires.
         """
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
             """
             WITH stale AS (
-                DELETE FROM mail_outbound_in_flight WHERE since < %s
-                RETURNING mail_id
+                DELETE FROM mail_outbound_batch WHERE since < %s
+                RETURNING mail_ids
+            ), interrupted AS (
+                SELECT DISTINCT ON (stale.mail_ids) mail.id
+                  FROM stale,
+                       unnest(stale.mail_ids) WITH ORDINALITY AS u(mail_id, position)
+                  JOIN mail_mail mail ON mail.id = u.mail_id
+                 WHERE mail.state = 'outgoing'
+                   AND NOT COALESCE(mail.delivery_deferred, FALSE)
+                 ORDER BY stale.mail_ids, u.position
             )
             UPDATE mail_mail
                SET state = 'exception', failure_type = 'mail_smtp',
-                   failure_reason = %s, delivery_deferred = FALSE,
+                   failure_reason = %s,
                    delivery_claim = NULL, delivery_claim_date = NULL
-             WHERE id IN (SELECT mail_id FROM stale) AND state = 'outgoing'
+             WHERE id IN (SELECT id FROM interrupted)
             """,
             (
                 stale,
@@ -292,7 +306,6 @@ class MailMail(models.Model):
                 "state",
                 "failure_type",
                 "failure_reason",
-                "delivery_deferred",
                 "delivery_claim",
                 "delivery_claim_date",
             ]
@@ -357,9 +370,6 @@ class MailMail(models.Model):
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker is not None and len(self) == 1:
             tracker.current_mail_id = self.id
-        claim = self.env.context.get("mail_outbound_claim")
-        if claim and self.env.context.get("mail_outbound_mark_before_send"):
-            self._mark_in_flight(claim)
         return super()._prepare_outgoing_list(
             mail_server=mail_server,
             recipients_follower_status=recipients_follower_status,
@@ -426,6 +436,8 @@ class MailMail(models.Model):
         decide = self._get_routing_decision_memo()
         limit = self._get_delivery_limiter()
         tracker = self.env.context.get("mail_outbound_tracker")
+        claim = self.env.context.get("mail_outbound_claim")
+        mark = self.env.context.get("mail_outbound_mark_before_send")
         for (
             _server_id,
             alias_domain_id,
@@ -459,6 +471,8 @@ class MailMail(models.Model):
             for (session_server_id, session_from), mail_ids in per_session.items():
                 # over a daily limit or a rate: deferred to the next window
                 mail_ids = limit(session_server_id, mail_ids)
+                if mail_ids and claim and mark:
+                    self._mark_batch(claim, mail_ids)
                 if mail_ids:
                     yield session_server_id, alias_domain_id, session_from, mail_ids
 
@@ -668,12 +682,6 @@ class MailMail(models.Model):
                 )
             )
             deferred |= mail
-        if deferred:
-            # deferred for good reason: not a hand-over interrupted by a crash
-            self.env.cr.execute(
-                "DELETE FROM mail_outbound_in_flight WHERE mail_id = ANY(%s)",
-                (deferred.ids,),
-            )
         # core flagged their notifications in exception before sending
         self.env["mail.notification"].sudo().search(
             [

@@ -358,38 +358,38 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(other.state, "sent")
         self.assertFalse(any(mails.mapped("delivery_claim")))
 
-    def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
-        interrupted, finished, deferred = self.create_mails(3)
-        deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
-        finished.state = "sent"
+    def mark_batch(self, mails, age="1 hour"):
         self.env.flush_all()
-        # what a worker killed during the hand-over leaves behind: its marks
         self.env.cr.execute(
-            "INSERT INTO mail_outbound_in_flight (mail_id, claim, since) "
-            "SELECT unnest(%s), 'dead-worker', "
-            "now() AT TIME ZONE 'UTC' - interval '1 hour'",
-            ([interrupted.id, finished.id],),
+            "INSERT INTO mail_outbound_batch (claim, mail_ids, since) "
+            "VALUES ('a-worker', %s, now() AT TIME ZONE 'UTC' - %s::interval)",
+            (mails.ids, age),
         )
+
+    def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
+        finished, deferred, interrupted, untried = self.create_mails(4)
+        finished.state = "sent"
+        deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
+        # what a worker killed while handing `interrupted` over leaves behind
+        self.mark_batch(finished | deferred | interrupted | untried)
         self.run_queue(self.create_mails())
         self.assertEqual(
             (interrupted.state, interrupted.failure_type), ("exception", "mail_smtp")
         )
         self.assertIn("may have been delivered", interrupted.failure_reason)
+        # before it: done; after it: never tried, still queued for a later run
         self.assertEqual(finished.state, "sent")
-        self.assertEqual(deferred.state, "outgoing")
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_in_flight")
+        self.assertEqual((deferred.state, untried.state), ("outgoing", "outgoing"))
+        self.assertFalse(untried.failure_reason)
+        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_batch")
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
-    def test_recent_marks_are_left_alone(self):
+    def test_recent_batch_marks_are_left_alone(self):
         mail = self.create_mails()
-        self.env.flush_all()
-        self.env.cr.execute(
-            "INSERT INTO mail_outbound_in_flight (mail_id, claim) VALUES (%s, 'live')",
-            (mail.id,),
-        )
+        self.mark_batch(mail, age="1 second")
         self.run_queue(self.create_mails())
         self.assertEqual(mail.state, "outgoing")
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_in_flight")
+        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_batch")
         self.assertEqual(self.env.cr.fetchone()[0], 1)
 
     def test_interactive_send_keeps_core_behaviour(self):
