@@ -13,6 +13,7 @@
     "external_dependencies": {"python": []},
     "data": [
         "security/ir.model.access.csv",
+        "security/mail_delivery_log_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "views/mail_outbound_routing_preview_views.xml",

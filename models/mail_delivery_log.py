@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools import quota
 
@@ -76,7 +77,48 @@ class MailDeliveryLog(models.Model):
                 log["server_name"] = server_names.get(log["mail_server_id"], "")
                 if log["mail_id"] not in alive:
                     log["mail_id"] = False
-            self.create(logs)
+            self._insert(logs)
+
+    def _insert(self, logs):
+        """One multi-row INSERT, without the ORM.
+
+        A queue run writes one line per mail: through ``create()`` that is
+        about 0.3 ms of Python each, as much as the rest of our per-mail work.
+        The values are plain columns (no computed or related field), already
+        checked by the code that built them; the caller is sudo anyway.
+        """
+        columns = [
+            "mail_id",
+            "message_id",
+            "subject",
+            "mail_server_id",
+            "server_name",
+            "email_from",
+            "recipient_count",
+            "traffic",
+            "attempt",
+            "outcome",
+            "smtp_code",
+            "smtp_reply",
+            "reason",
+            "next_attempt",
+            "failover_from_id",
+            "duration_ms",
+            "company_id",
+        ]
+        now, uid = fields.Datetime.now(), self.env.uid
+        rows = [
+            [log.get(column) or None for column in columns] + [uid, now, uid, now]
+            for log in logs
+        ]
+        query = SQL(
+            "INSERT INTO mail_delivery_log (%s, create_uid, create_date, "
+            "write_uid, write_date) VALUES %s",
+            SQL(", ").join(SQL.identifier(column) for column in columns),
+            SQL(", ").join(SQL("%s", tuple(row)) for row in rows),
+        )
+        self.env.cr.execute(query)
+        self.invalidate_model()
 
     @api.model
     def _count_sent(self, since, server_ids=None):

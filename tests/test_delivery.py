@@ -418,3 +418,17 @@ class TestDelivery(MailOutboundSmtpCase):
         settings.mail_outbound_retry_lifetime_days = 0
         with self.assertRaises(ValidationError):
             settings.save()
+
+    def test_delivery_log_follows_companies(self):
+        other = self.env["res.company"].create({"name": "Other Co"})
+        Log = self.env["mail.delivery.log"]
+        mine = Log.create({"outcome": "sent", "company_id": self.env.company.id})
+        theirs = Log.create({"outcome": "sent", "company_id": other.id})
+        admin = self.env.ref("base.user_admin")
+        admin.write({"company_ids": [(4, other.id)]})
+        visible = (
+            Log.with_user(admin)
+            .with_context(allowed_company_ids=[self.env.company.id])
+            .search([("id", "in", (mine | theirs).ids)])
+        )
+        self.assertEqual(visible, mine)
