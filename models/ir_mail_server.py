@@ -689,34 +689,23 @@ class IrMailServer(models.Model):
         return result
 
     @api.model
-    def _send_email_routed(
-        self,
-        message,
-        mail_server_id=None,
-        smtp_server=None,
-        smtp_port=None,
-        smtp_user=None,
-        smtp_password=None,
-        smtp_encryption=None,
-        smtp_ssl_certificate=None,
-        smtp_ssl_private_key=None,
-        smtp_debug=False,
-        smtp_session=None,
-    ):
+    def _send_email_routed(self, message, **kwargs):
         """``send_email``, never sending a From the named server may not send.
 
-        Core connects a named server with the message's From unchanged; here
-        the session is opened with the From the routing allows, and core's
-        ``_prepare_email_message`` rewrites the header from it.
+        ``kwargs`` are ``send_email``'s. Core connects a named server with
+        the message's From unchanged; here the session is opened with the
+        From the routing allows, and core's ``_prepare_email_message``
+        rewrites the header from it.
         """
-        if mail_server_id and not smtp_session:
+        mail_server_id = kwargs.get("mail_server_id")
+        if mail_server_id and not kwargs.get("smtp_session"):
             server = self.sudo().browse(mail_server_id)
             decision = self._get_routing_decision(message["From"], fixed_server=server)
             if decision.rewritten:
                 smtp_session = self.connect(
                     mail_server_id=mail_server_id,
                     smtp_from=decision.smtp_from,
-                    smtp_debug=smtp_debug,
+                    smtp_debug=kwargs.get("smtp_debug", False),
                 )
                 if smtp_session:
                     try:
@@ -727,19 +716,7 @@ class IrMailServer(models.Model):
                         )
                     finally:
                         self._close_session(smtp_session)
-        return super().send_email(
-            message,
-            mail_server_id=mail_server_id,
-            smtp_server=smtp_server,
-            smtp_port=smtp_port,
-            smtp_user=smtp_user,
-            smtp_password=smtp_password,
-            smtp_encryption=smtp_encryption,
-            smtp_ssl_certificate=smtp_ssl_certificate,
-            smtp_ssl_private_key=smtp_ssl_private_key,
-            smtp_debug=smtp_debug,
-            smtp_session=smtp_session,
-        )
+        return super().send_email(message, **kwargs)
 
     @api.model
     def _close_session(self, smtp_session):
