@@ -58,6 +58,12 @@ class MailDeliveryLog(models.Model):
         """Write the attempts a send collected, in one INSERT."""
         if tracker.logs:
             logs, tracker.logs = tracker.logs, []
+            self._write_logs(logs)
+
+    @api.model
+    def _write_logs(self, logs):
+        """Log lines, with server names, and mails deleted since left out."""
+        if logs:
             server_names = dict(
                 self.env["ir.mail_server"]
                 .sudo()

@@ -1,12 +1,17 @@
+import logging
 import smtplib
 import threading
 import uuid
 from collections import defaultdict
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import _, api, fields, models, sql_db, tools
 
 from ..tools import delivery, quota, routing
+
+_logger = logging.getLogger(__name__)
 
 
 class MailMail(models.Model):
@@ -209,8 +214,30 @@ class MailMail(models.Model):
     @api.model
     def _release_claims(self, token):
         self.flush_model()
+        # a mail recorded as handed over but still queued as if untried: its
+        # outcome was never committed (see _send). Keep the records and the
+        # claim for _recover_claims, which settles them once it expires.
+        self.env.cr.execute(
+            """
+            SELECT 1 FROM mail_outbound_handover handover
+              JOIN mail_mail mail ON mail.id = handover.mail_id
+             WHERE handover.claim = %s AND mail.state = 'outgoing'
+               AND NOT COALESCE(mail.delivery_deferred, FALSE)
+             LIMIT 1
+            """,
+            (token,),
+        )
+        if self.env.cr.fetchone():
+            _logger.warning(
+                "Mail queue: mails handed over by this run are not recorded as "
+                "such; they are settled once the claim expires"
+            )
+            return
         self.env.cr.execute(
             "DELETE FROM mail_outbound_batch WHERE claim = %s", (token,)
+        )
+        self.env.cr.execute(
+            "DELETE FROM mail_outbound_handover WHERE claim = %s", (token,)
         )
         self.env.cr.execute(
             "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
@@ -232,6 +259,16 @@ class MailMail(models.Model):
             );
             CREATE INDEX IF NOT EXISTS mail_outbound_batch_claim_index
                 ON mail_outbound_batch (claim);
+            CREATE TABLE IF NOT EXISTS mail_outbound_handover (
+                claim VARCHAR NOT NULL,
+                mail_id INTEGER NOT NULL,
+                delivered BOOLEAN NOT NULL,
+                partner_ids INTEGER[] NOT NULL,
+                failure_type VARCHAR,
+                failure_reason TEXT
+            );
+            CREATE INDEX IF NOT EXISTS mail_outbound_handover_claim_index
+                ON mail_outbound_handover (claim);
             """
         )
         return super().init()
@@ -261,55 +298,118 @@ class MailMail(models.Model):
 
     @api.model
     def _recover_claims(self):
-        """The mail a killed worker was handing to a server: failed, explained.
+        """Settle what a killed worker left: its batch marks have gone stale.
 
         A batch mark older than the claim timeout belongs to a worker that
-        died. Its first mail still queued and not deferred by that run is the
-        one being handed over: the server may have accepted it, so it is not
-        sent again, but said so. The rest of the batch was never tried and
-        goes with a later run once the claim expires.
+        died (a live one renews its marks at every commit).
         """
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
-            """
-            WITH stale AS (
-                DELETE FROM mail_outbound_batch WHERE since < %s
-                RETURNING mail_ids
-            ), interrupted AS (
-                SELECT DISTINCT ON (stale.mail_ids) mail.id
-                  FROM stale,
-                       unnest(stale.mail_ids) WITH ORDINALITY AS u(mail_id, position)
-                  JOIN mail_mail mail ON mail.id = u.mail_id
-                 WHERE mail.state = 'outgoing'
-                   AND NOT COALESCE(mail.delivery_deferred, FALSE)
-                 ORDER BY stale.mail_ids, u.position
+            "DELETE FROM mail_outbound_batch WHERE since < %s "
+            "RETURNING claim, mail_ids",
+            (stale,),
+        )
+        marks = self.env.cr.fetchall()
+        if marks:
+            self._settle_interrupted(marks, log_recovered=True)
+
+    @api.model
+    def _settle_interrupted(self, marks, handing_over=True, log_recovered=False):
+        """Give the mails of interrupted batches the outcome they really had.
+
+        ``marks`` are ``(claim, mail_ids)`` rows of mail_outbound_batch,
+        already taken out of it. Mails the worker handed over, as it recorded
+        them on its side connection (mail_outbound_handover), but whose state
+        its transaction never committed: delivered ones are marked sent (or
+        failed for the refused recipients of a partial delivery), never sent
+        again; refused or deferred ones stay queued. In each batch, the
+        first mail the worker never finished was being handed over when it
+        stopped: the server may have accepted it, so it is not sent again,
+        but said so. ``handing_over=False``: the worker knows it had not
+        started that hand-over, so that mail simply stays queued. The rest
+        of a batch was never tried and goes with a later run.
+        """
+        self.flush_model()
+        self.env.cr.execute(
+            "DELETE FROM mail_outbound_handover WHERE claim = ANY(%s) "
+            "RETURNING mail_id, delivered, partner_ids, failure_type, failure_reason",
+            (list({claim for claim, _mail_ids in marks}),),
+        )
+        handovers = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        mails = self.browse({i for _claim, ids in marks for i in ids}).exists()
+        pending = set(
+            mails.filtered(
+                lambda mail: mail.state == "outgoing" and not mail.delivery_deferred
+            ).ids
+        )
+        delivered_ids, interrupted_ids = delivery.settle_interrupted(
+            [ids for _claim, ids in marks],
+            pending,
+            {mail_id: values[0] for mail_id, values in handovers.items()},
+        )
+        if not handing_over:
+            interrupted_ids = []
+        logs = []
+        now = fields.Datetime.now()
+        for mail in self.browse(delivered_ids):
+            _delivered, partner_ids, failure_type, failure_reason = handovers[mail.id]
+            reason = failure_type and _(
+                "Sent to some recipients only, before the worker sending it "
+                "stopped: %(error)s. Not retried, so that nobody gets it twice.",
+                error=failure_reason or failure_type,
             )
-            UPDATE mail_mail
-               SET state = 'exception', failure_type = 'mail_smtp',
-                   failure_reason = %s,
-                   delivery_claim = NULL, delivery_claim_date = NULL
-             WHERE id IN (SELECT id FROM interrupted)
-            """,
-            (
-                stale,
-                _(
-                    "The worker sending this mail stopped during the hand-over to "
-                    "the server: it may have been delivered. It is not sent "
-                    "again by itself; check the server's log or the recipient, "
-                    "then Retry if it did not arrive."
-                ),
-            ),
+            mail.write(
+                {
+                    "state": "exception" if failure_type else "sent",
+                    "failure_type": failure_type or False,
+                    "failure_reason": reason or False,
+                    "delivery_claim": False,
+                    "delivery_claim_date": False,
+                }
+            )
+            if log_recovered:
+                logs += mail._prepare_settled_log_values(
+                    "failed" if failure_type else "sent",
+                    _(
+                        "Accepted by the server; recorded after the worker "
+                        "sending it stopped."
+                    ),
+                    now,
+                )
+            # core's own post-processing: notifications, auto-delete
+            mail.with_context(mail_outbound_tracker=None)._postprocess_sent_message(
+                partner_ids, failure_reason=reason, failure_type=failure_type
+            )
+        interrupted = self.browse(interrupted_ids)
+        if interrupted:
+            reason = _(
+                "The worker sending this mail stopped during the hand-over to "
+                "the server: it may have been delivered. It is not sent "
+                "again by itself; check the server's log or the recipient, "
+                "then Retry if it did not arrive."
+            )
+            interrupted.write(
+                {
+                    "state": "exception",
+                    "failure_type": "mail_smtp",
+                    "failure_reason": reason,
+                    "delivery_claim": False,
+                    "delivery_claim_date": False,
+                }
+            )
+            for mail in interrupted:
+                logs += mail._prepare_settled_log_values("failed", reason, now)
+        self.env["mail.delivery.log"].sudo()._write_logs(logs)
+
+    def _prepare_settled_log_values(self, outcome, reason, now):
+        """The log line of an attempt whose worker stopped before logging it."""
+        values = self._prepare_delivery_log_values(
+            [], delivery.AttemptTracker(), outcome, now
         )
-        self.invalidate_model(
-            [
-                "state",
-                "failure_type",
-                "failure_reason",
-                "delivery_claim",
-                "delivery_claim_date",
-            ]
-        )
+        for line in values:
+            line["reason"] = reason
+        return values
 
     @api.model
     def _count_due(self):
@@ -336,6 +436,9 @@ class MailMail(models.Model):
                 post_send_callback=post_send_callback,
             )
         tracker = delivery.AttemptTracker()
+        tracker.claim = self.env.context.get("mail_outbound_claim")
+        if auto_commit is True and tracker.claim:
+            tracker.commit_every = self._get_commit_every()
         mails = self.with_context(
             mail_outbound_tracker=tracker,
             mail_outbound_mark_before_send=auto_commit is True,
@@ -363,6 +466,142 @@ class MailMail(models.Model):
             if tracker.side_cursor is not None:
                 tracker.side_cursor.close()
             self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
+
+    @api.model
+    def _get_commit_every(self):
+        return int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("mail_outbound.queue_commit_every", 50)
+        )
+
+    def _send(
+        self,
+        auto_commit=False,
+        raise_exception=False,
+        smtp_session=None,
+        alias_domain_id=False,
+        mail_server=False,
+        post_send_callback=None,
+    ):
+        """Core's ``_send``, committed every few mails instead of after each.
+
+        Core commits after every mail so that a sent mail is never sent again
+        once its worker fails; each commit also empties the ORM cache, and the
+        next mail reads its record, its message, its recipients, the server
+        and the company again: most of the queue's time. In the queue, the
+        addon records each finished mail on its side connection instead
+        (``_record_handover``, one small asynchronous commit), which keeps
+        that guarantee, and commits the queue's transaction every
+        ``mail_outbound.queue_commit_every`` mails (50; 1 is core's way).
+        Should the transaction fail, the recorded mails are settled at once
+        (``_settle_interrupted``); should the worker die, by the next run.
+        """
+        tracker = self.env.context.get("mail_outbound_tracker")
+        every = tracker.commit_every if tracker is not None else 0
+        if auto_commit is not True or every <= 1:
+            return super()._send(
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                smtp_session=smtp_session,
+                alias_domain_id=alias_domain_id,
+                mail_server=mail_server,
+                post_send_callback=post_send_callback,
+            )
+        for chunk_ids in tools.split_every(every, self.ids):
+            chunk = self.browse(chunk_ids)
+            chunk._prefetch_outgoing()
+            try:
+                super(MailMail, chunk)._send(
+                    auto_commit=False,
+                    raise_exception=raise_exception,
+                    smtp_session=smtp_session,
+                    alias_domain_id=alias_domain_id,
+                    mail_server=mail_server,
+                    post_send_callback=post_send_callback,
+                )
+                self._commit_chunk(tracker)
+            except psycopg2.Error:
+                self._settle_after_failed_commit(tracker)
+                raise
+        return True
+
+    def _settle_after_failed_commit(self, tracker):
+        """The transaction is lost, the SMTP exchanges are not: what was
+        delivered is marked so now, never sent again.
+
+        Should the database refuse that too, the records stay on the side
+        and the next run settles them once the claim expires
+        (``_release_claims`` leaves them).
+        """
+        # no attempt yet for the mail in hand: its hand-over never started
+        handing_over = bool(tracker.attempts)
+        self.env.cr.rollback()
+        try:
+            self.env.cr.execute(
+                "DELETE FROM mail_outbound_batch WHERE claim = %s "
+                "RETURNING claim, mail_ids",
+                (tracker.claim,),
+            )
+            self._settle_interrupted(self.env.cr.fetchall(), handing_over=handing_over)
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        except psycopg2.Error:
+            _logger.exception(
+                "Mail queue: could not record the mails already delivered; "
+                "they are settled by a later run once the claim expires"
+            )
+            self.env.cr.rollback()
+
+    def _get_outgoing_prefetch_fields(self):
+        """Fields core's ``_send`` reads, one of each table: read per chunk."""
+        return ["body_html", "subject", "recipient_ids", "attachment_ids"]
+
+    def _prefetch_outgoing(self):
+        for fname in self._get_outgoing_prefetch_fields():
+            self.mapped(fname)
+
+    def _commit_chunk(self, tracker):
+        """Commit the chunk, its log lines, and renew the run's claim.
+
+        A live worker renews its claim and batch marks at each commit, so
+        that neither expires under it however long the run takes.
+        """
+        self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            "UPDATE mail_mail SET delivery_claim_date = %s WHERE delivery_claim = %s",
+            (now, tracker.claim),
+        )
+        self.env.cr.execute(
+            "UPDATE mail_outbound_batch SET since = %s WHERE claim = %s",
+            (now, tracker.claim),
+        )
+        self.invalidate_model(["delivery_claim_date"])
+        self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    def _record_handover(self, tracker, delivered, success_pids, failure_type):
+        """Say, durably and outside the queue's transaction, that these mails
+        are finished and whether a server accepted them.
+
+        Written before core goes on to the next mail; committed
+        asynchronously, like the batch marks (see ``_mark_batch``).
+        """
+        if tracker.side_cursor is None:
+            return
+        tracker.side_cursor.execute(
+            "INSERT INTO mail_outbound_handover "
+            "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
+            "SELECT %s, unnest(%s::int[]), %s, %s, %s, %s",
+            (
+                tracker.claim,
+                self.ids,
+                bool(delivered),
+                [pid for pid in success_pids if pid],
+                failure_type or None,
+                (self[:1].failure_reason or None) if failure_type else None,
+            ),
+        )
+        tracker.side_cursor.commit()
 
     def _prepare_outgoing_list(
         self, mail_server=False, recipients_follower_status=None
@@ -395,6 +634,8 @@ class MailMail(models.Model):
             None,
         )
         delivered = any(attempt.ok for attempt in attempts) or success_pids
+        if tracker.commit_every > 1:
+            self._record_handover(tracker, delivered, success_pids, failure_type)
         now = fields.Datetime.now()
         if failure_type and failure and failure.temporary and not delivered:
             # nobody got it yet: safe to try again later, as a whole

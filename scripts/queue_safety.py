@@ -10,7 +10,13 @@ a database that has mail_outbound:
 2. A worker is killed with SIGKILL while it sends; after the claim timeout a
    new worker finishes the queue. No mail may reach the server twice, none
    may stay queued, and every mail the worker was handing over when it died
-   must be failed with a reason that says it may have been delivered.
+   must be failed with a reason that says it may have been delivered. Run
+   with the queue's transaction committed every 50 mails (the default: the
+   40 mails delivered before the kill were never committed) and after every
+   mail (core's way, ``mail_outbound.queue_commit_every`` = 1).
+3. The database refuses the queue's commit in the middle of the queue (a
+   trigger raises once): the mails of that chunk were delivered, so they
+   must end sent, none sent twice, and the queue must go on.
 
 Prints one line per scenario and a closing "N passed, N failed" line.
 """
@@ -45,11 +51,50 @@ env["ir.mail_server"].create(
     {{"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": {port}, "sequence": 1}}
 )
 env["ir.config_parameter"].set_param("mail_outbound.claim_timeout", {claim_timeout})
+env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit_every})
 env["mail.mail"].create([
     {{"email_from": "bob@example.com", "email_to": f"rcpt{{i}}@destination.example",
       "subject": f"Safety {{i}}", "body_html": "<p>x</p>", "auto_delete": False}}
     for i in range({count})
 ])
+env.cr.commit()
+"""
+
+# Fails the first commit that marks mail number {index} sent: a sequence
+# counts across rolled back transactions.
+FAIL_ONCE = """
+env.cr.execute('''
+    DROP SEQUENCE IF EXISTS mo_fail_once;
+    CREATE SEQUENCE mo_fail_once;
+    CREATE OR REPLACE FUNCTION mo_fail_once() RETURNS trigger AS $$
+    BEGIN
+        IF NEW.state = 'sent' AND OLD.state <> 'sent' THEN
+            IF NEW.id = (SELECT mail.id FROM mail_mail mail
+                           JOIN mail_message msg ON msg.id = mail.mail_message_id
+                          WHERE msg.subject = 'Safety {index}') THEN
+                IF nextval('mo_fail_once') = 1 THEN
+                    RAISE EXCEPTION 'injected: the database refuses this commit';
+                END IF;
+            END IF;
+        END IF;
+        RETURN NEW;
+    END $$ LANGUAGE plpgsql;
+    DROP TRIGGER IF EXISTS mo_fail_once ON mail_mail;
+    CREATE TRIGGER mo_fail_once BEFORE UPDATE ON mail_mail
+        FOR EACH ROW EXECUTE FUNCTION mo_fail_once();
+''')
+env.cr.commit()
+"""
+
+NO_FAIL = """
+env.cr.execute("DROP TRIGGER IF EXISTS mo_fail_once ON mail_mail")
+env.cr.execute("DROP FUNCTION IF EXISTS mo_fail_once")
+env.cr.execute("SELECT last_value, is_called FROM mo_fail_once")
+value, called = env.cr.fetchone()
+# the trigger draws a number each time the mail is marked sent; the first
+# draw refused the commit
+print("REFUSED COMMITS", min(value, 1) if called else 0, flush=True)
+env.cr.execute("DROP SEQUENCE IF EXISTS mo_fail_once")
 env.cr.commit()
 """
 
@@ -115,7 +160,11 @@ def received_counts(smtp):
 def two_workers(odoo):
     count = 500
     with LoopbackSmtp() as smtp:
-        odoo.run(SETUP.format(port=smtp.port, claim_timeout=900, count=count))
+        odoo.run(
+            SETUP.format(
+                port=smtp.port, claim_timeout=900, count=count, commit_every=50
+            )
+        )
         workers = [odoo.start(WORKER.format(batch=50)) for _ in range(2)]
         for worker in workers:
             worker.wait(timeout=600)
@@ -134,14 +183,21 @@ def two_workers(odoo):
     return ok
 
 
-def killed_worker(odoo):
+def killed_worker(odoo, commit_every):
     count = 200
     with LoopbackSmtp() as smtp:
         # the server takes mail 40 and never answers: the worker is killed in
         # the middle of that hand-over, the worst moment
         smtp.script("data", action="accept_hang", match="rcpt40@", times=1)
         # claim timeout 2 s: the killed worker's claims and marks go stale fast
-        odoo.run(SETUP.format(port=smtp.port, claim_timeout=2, count=count))
+        odoo.run(
+            SETUP.format(
+                port=smtp.port,
+                claim_timeout=2,
+                count=count,
+                commit_every=commit_every,
+            )
+        )
         worker = odoo.start(WORKER.format(batch=1000))
         deadline = time.monotonic() + 120
         while len(smtp.messages) < 41 and time.monotonic() < deadline:
@@ -171,9 +227,45 @@ def killed_worker(odoo):
         and states.get("sent", 0) + len(failed) == count
     )
     print(
-        f"worker killed after {killed_at} of {count} mails: {states.get('sent', 0)} "
+        f"worker killed after {killed_at} of {count} mails, committing every "
+        f"{commit_every}: {states.get('sent', 0)} "
         f"sent, {len(failed)} failed as 'may have been delivered', {queued} still "
         f"queued, {twice} received twice -> {'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
+def refused_commit(odoo):
+    count = 120
+    with LoopbackSmtp() as smtp:
+        odoo.run(
+            SETUP.format(
+                port=smtp.port, claim_timeout=900, count=count, commit_every=50
+            )
+        )
+        # a mail of the queue's second chunk (core sends the newest first)
+        odoo.run(FAIL_ONCE.format(index=50))
+        odoo.run(WORKER.format(batch=1000))
+        refused = next(
+            int(line.split()[-1])
+            for line in odoo.run(NO_FAIL).splitlines()
+            if line.startswith("REFUSED COMMITS")
+        )
+        received = received_counts(smtp)
+    report = odoo.report()
+    states = collections.Counter(state for _mid, state, _reason in report)
+    twice = sum(1 for n in received.values() if n > 1)
+    ok = (
+        refused == 1
+        and twice == 0
+        and states.get("sent", 0) == count
+        and len(received) == count
+    )
+    print(
+        f"a commit refused by the database ({refused} refused), {count} "
+        f"mails: {states.get('sent', 0)} sent, {len(received)} received, {twice} "
+        f"received twice -> {'ok' if ok else 'FAILED'}",
         flush=True,
     )
     return ok
@@ -182,7 +274,12 @@ def killed_worker(odoo):
 def main():
     db, addons = sys.argv[1], sys.argv[2]
     odoo = Odoo(db, addons)
-    results = [two_workers(odoo), killed_worker(odoo)]
+    results = [
+        two_workers(odoo),
+        killed_worker(odoo, commit_every=50),
+        killed_worker(odoo, commit_every=1),
+        refused_commit(odoo),
+    ]
     print(f"queue safety: {sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
 

@@ -202,6 +202,37 @@ def circuit_is_open(open_until, now):
     return bool(open_until) and now < open_until
 
 
+def settle_interrupted(batches, pending, handed_over):
+    """What a worker that stopped mid-queue leaves to settle.
+
+    ``batches``: the mail ids of each batch the worker marked, in the order
+    it sends them. ``pending``: the ids still queued (and not deferred) in
+    the database, i.e. whose outcome was never committed. ``handed_over``:
+    ``{mail_id: delivered}`` for every mail the worker finished with, as it
+    recorded them outside its transaction.
+
+    Returns ``(delivered, interrupted)``. ``delivered``: finished and
+    accepted by a server (to at least one recipient), but not recorded so:
+    they must be marked sent, never sent again. ``interrupted``: in each
+    batch, the first pending mail the worker never finished: it was being
+    handed over and may have been delivered. Finished but undelivered mails
+    (refused, deferred) are in neither: trying them again sends nothing
+    twice. Mails after the interrupted one were never tried.
+    """
+    delivered, interrupted = [], []
+    for mail_ids in batches:
+        for mail_id in mail_ids:
+            if mail_id not in pending:
+                continue
+            if mail_id in handed_over:
+                if handed_over[mail_id]:
+                    delivered.append(mail_id)
+                continue
+            interrupted.append(mail_id)
+            break
+    return delivered, interrupted
+
+
 @dataclass
 class Attempt:
     """One hand-over to a server (one ``send_email``), as the log shows it."""
@@ -231,6 +262,10 @@ class AttemptTracker:
         self.logs = []  # log values waiting to be written in one INSERT
         self.current_mail_id = None  # the mail being handed over
         self.side_cursor = None  # the Odoo layer's connection for in-flight marks
+        # the queue run's claim, and how many mails it commits at once (0:
+        # core's commit after every mail, nothing to record on the side)
+        self.claim = None
+        self.commit_every = 0
         # mail id -> what the queue decided for it (the Odoo layer's data)
         self.decisions = {}
 

@@ -17,6 +17,7 @@ from mail_outbound_tools.delivery import (
     classify,
     classify_reply,
     next_attempt,
+    settle_interrupted,
 )
 
 
@@ -221,3 +222,36 @@ def test_circuit_opens_after_threshold_and_half_opens_after_cooldown():
     # half-open: one more failure re-opens at once
     failures, open_until = circuit_after_failure(failures, NOW, policy)
     assert open_until == NOW + timedelta(seconds=300)
+
+
+def test_settle_a_worker_stopped_in_the_middle_of_a_batch():
+    # batch 1..6 in send order: 1 committed, 2 delivered and 3 refused but not
+    # committed, 4 in hand-over, 5 and 6 never tried
+    delivered, interrupted = settle_interrupted(
+        [[1, 2, 3, 4, 5, 6]], pending={2, 3, 4, 5, 6}, handed_over={2: True, 3: False}
+    )
+    assert delivered == [2]
+    assert interrupted == [4]
+
+
+def test_settle_skips_what_is_no_longer_pending():
+    # 2 was cancelled meanwhile (core skips it), 3 deferred: neither pending
+    delivered, interrupted = settle_interrupted(
+        [[1, 2, 3, 4]], pending={1, 4}, handed_over={1: True}
+    )
+    assert (delivered, interrupted) == ([1], [4])
+
+
+def test_settle_a_batch_finished_before_its_commit():
+    # every mail finished: nothing was in hand-over
+    delivered, interrupted = settle_interrupted(
+        [[7, 8], [9]], pending={7, 8, 9}, handed_over={7: True, 8: True, 9: False}
+    )
+    assert (delivered, interrupted) == ([7, 8], [])
+
+
+def test_settle_one_interrupted_mail_per_batch():
+    delivered, interrupted = settle_interrupted(
+        [[1, 2], [3, 4]], pending={1, 2, 3, 4}, handed_over={}
+    )
+    assert (delivered, interrupted) == ([], [1, 3])
