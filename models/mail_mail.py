@@ -276,14 +276,14 @@ class MailMail(models.Model):
     def _mark_batch(self, claim, mail_ids):
         """Say, durably, which mails go to a server now, in which order.
 
-        Core sends a batch mail by mail, in this order, and commits each
-        mail's final state before the next one starts. If the worker dies,
-        the first mail of the list still queued (and not deferred by this
-        run) is the one it was handing over: _recover_claims fails that one
-        as "may have been delivered" and leaves the others to a later run.
-        One INSERT per batch, committed asynchronously: the mark must outlive
-        a dead worker, which that guarantees; only a crash of PostgreSQL
-        itself could lose the last marks.
+        Core sends a batch mail by mail, in this order; each finished mail is
+        recorded too (_record_handover). If the worker dies, the first mail
+        of the list neither committed nor recorded is the one it was handing
+        over: _settle_interrupted fails that one as "may have been
+        delivered" and leaves the later ones to a later run. One INSERT per
+        batch, committed asynchronously: the mark must outlive a dead
+        worker, which that guarantees; only a crash of PostgreSQL itself
+        could lose the last marks.
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker.side_cursor is None:
@@ -438,7 +438,9 @@ class MailMail(models.Model):
         tracker = delivery.AttemptTracker()
         tracker.claim = self.env.context.get("mail_outbound_claim")
         if auto_commit is True and tracker.claim:
-            tracker.commit_every = self._get_commit_every()
+            tracker.commit_every = max(self._get_commit_every(), 1)
+            # claimed just before this send (process_email_queue)
+            tracker.claim_renewed = fields.Datetime.now()
         mails = self.with_context(
             mail_outbound_tracker=tracker,
             mail_outbound_mark_before_send=auto_commit is True,
@@ -493,13 +495,14 @@ class MailMail(models.Model):
         addon records each finished mail on its side connection instead
         (``_record_handover``, one small asynchronous commit), which keeps
         that guarantee, and commits the queue's transaction every
-        ``mail_outbound.queue_commit_every`` mails (50; 1 is core's way).
+        ``mail_outbound.queue_commit_every`` mails (50; 1 commits after every
+        mail, as core does).
         Should the transaction fail, the recorded mails are settled at once
         (``_settle_interrupted``); should the worker die, by the next run.
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         every = tracker.commit_every if tracker is not None else 0
-        if auto_commit is not True or every <= 1:
+        if auto_commit is not True or not every:
             return super()._send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
@@ -510,8 +513,8 @@ class MailMail(models.Model):
             )
         for chunk_ids in tools.split_every(every, self.ids):
             chunk = self.browse(chunk_ids)
-            chunk._prefetch_outgoing()
             try:
+                chunk._prefetch_outgoing()
                 super(MailMail, chunk)._send(
                     auto_commit=False,
                     raise_exception=raise_exception,
@@ -561,22 +564,27 @@ class MailMail(models.Model):
             self.mapped(fname)
 
     def _commit_chunk(self, tracker):
-        """Commit the chunk, its log lines, and renew the run's claim.
+        """Commit the chunk and its log lines; renew the run's claim in time.
 
-        A live worker renews its claim and batch marks at each commit, so
-        that neither expires under it however long the run takes.
+        A live worker renews its claim and batch marks once a quarter of the
+        claim timeout has passed, so that neither expires under it however
+        long the run takes (a slow server), without rewriting every claimed
+        row at every commit of a fast run.
         """
         self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
         now = fields.Datetime.now()
-        self.env.cr.execute(
-            "UPDATE mail_mail SET delivery_claim_date = %s WHERE delivery_claim = %s",
-            (now, tracker.claim),
-        )
-        self.env.cr.execute(
-            "UPDATE mail_outbound_batch SET since = %s WHERE claim = %s",
-            (now, tracker.claim),
-        )
-        self.invalidate_model(["delivery_claim_date"])
+        if now - tracker.claim_renewed > timedelta(seconds=self._claim_timeout() / 4):
+            self.env.cr.execute(
+                "UPDATE mail_mail SET delivery_claim_date = %s "
+                "WHERE delivery_claim = %s",
+                (now, tracker.claim),
+            )
+            self.env.cr.execute(
+                "UPDATE mail_outbound_batch SET since = %s WHERE claim = %s",
+                (now, tracker.claim),
+            )
+            self.invalidate_model(["delivery_claim_date"])
+            tracker.claim_renewed = now
         self.env.cr.commit()  # pylint: disable=invalid-commit
 
     def _record_handover(self, tracker, delivered, success_pids, failure_type):
@@ -634,7 +642,7 @@ class MailMail(models.Model):
             None,
         )
         delivered = any(attempt.ok for attempt in attempts) or success_pids
-        if tracker.commit_every > 1:
+        if tracker.commit_every:
             self._record_handover(tracker, delivered, success_pids, failure_type)
         now = fields.Datetime.now()
         if failure_type and failure and failure.temporary and not delivered:

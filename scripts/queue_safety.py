@@ -13,10 +13,13 @@ a database that has mail_outbound:
    must be failed with a reason that says it may have been delivered. Run
    with the queue's transaction committed every 50 mails (the default: the
    40 mails delivered before the kill were never committed) and after every
-   mail (core's way, ``mail_outbound.queue_commit_every`` = 1).
+   mail, as core does (``mail_outbound.queue_commit_every`` = 1).
 3. The database refuses the queue's commit in the middle of the queue (a
    trigger raises once): the mails of that chunk were delivered, so they
    must end sent, none sent twice, and the queue must go on.
+4. A slow server makes a run last twice the claim timeout while a second
+   worker polls the queue: the live worker renews its claim, so the second
+   one takes none of its mails and nothing is failed as interrupted.
 
 Prints one line per scenario and a closing "N passed, N failed" line.
 """
@@ -271,6 +274,36 @@ def refused_commit(odoo):
     return ok
 
 
+def slow_run(odoo):
+    count = 80
+    with LoopbackSmtp() as smtp:
+        # 50 ms a mail: about 4 s in all, against a claim timeout of 2 s
+        smtp.data_delay = 0.05
+        odoo.run(
+            SETUP.format(port=smtp.port, claim_timeout=2, count=count, commit_every=5)
+        )
+        first = odoo.start(WORKER.format(batch=1000))
+        deadline = time.monotonic() + 60
+        while not smtp.messages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = odoo.start(WORKER.format(batch=1000))
+        for worker in (first, second):
+            worker.wait(timeout=600)
+        received = received_counts(smtp)
+    report = odoo.report()
+    states = collections.Counter(state for _mid, state, _reason in report)
+    twice = sum(1 for n in received.values() if n > 1)
+    ok = twice == 0 and states.get("sent", 0) == count and len(received) == count
+    print(
+        f"a run twice as long as the claim timeout, a second worker polling, "
+        f"{count} mails: {states.get('sent', 0)} sent, "
+        f"{states.get('exception', 0)} failed, {twice} received twice -> "
+        f"{'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
 def main():
     db, addons = sys.argv[1], sys.argv[2]
     odoo = Odoo(db, addons)
@@ -279,6 +312,7 @@ def main():
         killed_worker(odoo, commit_every=50),
         killed_worker(odoo, commit_every=1),
         refused_commit(odoo),
+        slow_run(odoo),
     ]
     print(f"queue safety: {sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1

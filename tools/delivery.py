@@ -263,8 +263,9 @@ class AttemptTracker:
         self.current_mail_id = None  # the mail being handed over
         self.side_cursor = None  # the Odoo layer's connection for in-flight marks
         # the queue run's claim, and how many mails it commits at once (0:
-        # core's commit after every mail, nothing to record on the side)
+        # not the queue, core's way, nothing to record on the side)
         self.claim = None
+        self.claim_renewed = None  # when the claim's date was last set
         self.commit_every = 0
         # mail id -> what the queue decided for it (the Odoo layer's data)
         self.decisions = {}
