@@ -300,14 +300,20 @@ class MailMail(models.Model):
     def _recover_claims(self):
         """Settle what a killed worker left: its batch marks have gone stale.
 
-        A batch mark older than the claim timeout belongs to a worker that
-        died (a live one renews its marks at every commit).
+        A claim whose newest batch mark is older than the claim timeout
+        belongs to a worker that died (a live one renews its marks in time).
+        All its marks are settled together: its finished mails are recorded
+        per claim, whichever batch they were in.
         """
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
-            "DELETE FROM mail_outbound_batch WHERE since < %s "
-            "RETURNING claim, mail_ids",
+            """
+            DELETE FROM mail_outbound_batch
+             WHERE claim IN (SELECT claim FROM mail_outbound_batch
+                              GROUP BY claim HAVING max(since) < %s)
+            RETURNING claim, mail_ids
+            """,
             (stale,),
         )
         marks = self.env.cr.fetchall()
@@ -571,6 +577,8 @@ class MailMail(models.Model):
         long the run takes (a slow server), without rewriting every claimed
         row at every commit of a fast run.
         """
+        # kept until the commit holds: lost with it, they are written after
+        logs = list(tracker.logs)
         self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
         now = fields.Datetime.now()
         if now - tracker.claim_renewed > timedelta(seconds=self._claim_timeout() / 4):
@@ -585,7 +593,11 @@ class MailMail(models.Model):
             )
             self.invalidate_model(["delivery_claim_date"])
             tracker.claim_renewed = now
-        self.env.cr.commit()  # pylint: disable=invalid-commit
+        try:
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        except psycopg2.Error:
+            tracker.logs[:0] = logs
+            raise
 
     def _record_handover(self, tracker, delivered, success_pids, failure_type):
         """Say, durably and outside the queue's transaction, that these mails

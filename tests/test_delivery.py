@@ -364,12 +364,12 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(other.state, "sent")
         self.assertFalse(any(mails.mapped("delivery_claim")))
 
-    def mark_batch(self, mails, age="1 hour"):
+    def mark_batch(self, mails, age="1 hour", claim="a-worker"):
         self.env.flush_all()
         self.env.cr.execute(
             "INSERT INTO mail_outbound_batch (claim, mail_ids, since) "
-            "VALUES ('a-worker', %s, now() AT TIME ZONE 'UTC' - %s::interval)",
-            (mails.ids, age),
+            "VALUES (%s, %s, now() AT TIME ZONE 'UTC' - %s::interval)",
+            (claim, mails.ids, age),
         )
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
@@ -387,7 +387,9 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(finished.state, "sent")
         self.assertEqual((deferred.state, untried.state), ("outgoing", "outgoing"))
         self.assertFalse(untried.failure_reason)
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_batch")
+        self.env.cr.execute(
+            "SELECT COUNT(*) FROM mail_outbound_batch WHERE claim = 'a-worker'"
+        )
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
     def record_handover(self, mail, delivered, partner_ids=(), failure_type=None):
@@ -462,7 +464,9 @@ class TestDelivery(MailOutboundSmtpCase):
                 ]
             ),
         )
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_handover")
+        self.env.cr.execute(
+            "SELECT COUNT(*) FROM mail_outbound_handover WHERE claim = 'a-worker'"
+        )
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
     def test_claim_kept_while_handed_over_mails_are_unrecorded(self):
@@ -473,12 +477,37 @@ class TestDelivery(MailOutboundSmtpCase):
         self.record_handover(mail, True)
         self.env["mail.mail"]._release_claims("a-worker")
         self.assertEqual(mail.delivery_claim, "a-worker")
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_handover")
+        self.env.cr.execute(
+            "SELECT COUNT(*) FROM mail_outbound_handover WHERE claim = 'a-worker'"
+        )
         self.assertEqual(self.env.cr.fetchone()[0], 1)
         # once it is recorded as sent, the run lets go
         mail.state = "sent"
         self.env["mail.mail"]._release_claims("a-worker")
         self.assertFalse(mail.delivery_claim)
+
+    def test_a_claim_is_settled_once_all_its_marks_are_stale(self):
+        """A live worker's first batch is old; its claim is not stale."""
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mail_outbound.claim_timeout", 900
+        )
+        first, second = self.create_mails(2)
+        self.mark_batch(first, age="1 hour")
+        self.mark_batch(second, age="1 second")
+        self.record_handover(first, True)
+        self.run_queue(self.create_mails())
+        self.assertEqual((first.state, second.state), ("outgoing", "outgoing"))
+        self.env.cr.execute(
+            "SELECT COUNT(*) FROM mail_outbound_handover WHERE claim = 'a-worker'"
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 1)
+        # the worker is gone: both marks stale, the recorded mail is settled
+        self.env.cr.execute(
+            "UPDATE mail_outbound_batch SET since = since - interval '1 hour'"
+        )
+        self.run_queue(self.create_mails())
+        self.assertEqual(first.state, "sent")
+        self.assertIn("may have been delivered", second.failure_reason)
 
     def test_recent_batch_marks_are_left_alone(self):
         self.env["ir.config_parameter"].sudo().set_param(
@@ -488,7 +517,9 @@ class TestDelivery(MailOutboundSmtpCase):
         self.mark_batch(mail, age="1 second")
         self.run_queue(self.create_mails())
         self.assertEqual(mail.state, "outgoing")
-        self.env.cr.execute("SELECT COUNT(*) FROM mail_outbound_batch")
+        self.env.cr.execute(
+            "SELECT COUNT(*) FROM mail_outbound_batch WHERE claim = 'a-worker'"
+        )
         self.assertEqual(self.env.cr.fetchone()[0], 1)
 
     def test_interactive_send_keeps_core_behaviour(self):
