@@ -160,6 +160,14 @@ def received_counts(smtp):
     return collections.Counter(m["message"]["Message-Id"] for m in smtp.messages)
 
 
+def tally(odoo, received):
+    """The queued mails, their states, and how many the server got twice."""
+    report = odoo.report()
+    states = collections.Counter(state for _mid, state, _reason in report)
+    twice = sum(1 for n in received.values() if n > 1)
+    return report, states, twice
+
+
 def two_workers(odoo):
     count = 500
     with LoopbackSmtp() as smtp:
@@ -172,9 +180,8 @@ def two_workers(odoo):
         for worker in workers:
             worker.wait(timeout=600)
         received = received_counts(smtp)
-    report = odoo.report()
-    sent = sum(1 for _mid, state, _reason in report if state == "sent")
-    twice = sum(1 for n in received.values() if n > 1)
+    report, states, twice = tally(odoo, received)
+    sent = states.get("sent", 0)
     missing = sum(1 for mid, _s, _r in report if received[mid] == 0)
     ok = sent == count and twice == 0 and missing == 0 and len(received) == count
     print(
@@ -211,9 +218,7 @@ def killed_worker(odoo, commit_every):
         time.sleep(2.5)
         odoo.run(WORKER.format(batch=1000))
         received = received_counts(smtp)
-    report = odoo.report()
-    states = collections.Counter(state for _mid, state, _reason in report)
-    twice = sum(1 for n in received.values() if n > 1)
+    report, states, twice = tally(odoo, received)
     queued = states.get("outgoing", 0)
     failed = [(mid, reason) for mid, state, reason in report if state == "exception"]
     unexplained = [
@@ -247,7 +252,7 @@ def refused_commit(odoo):
                 port=smtp.port, claim_timeout=900, count=count, commit_every=50
             )
         )
-        # a mail of the queue's second chunk (core sends the newest first)
+        # the first mail of the second chunk of 50 (sent in the order created)
         odoo.run(FAIL_ONCE.format(index=50))
         odoo.run(WORKER.format(batch=1000))
         refused = next(
@@ -256,9 +261,7 @@ def refused_commit(odoo):
             if line.startswith("REFUSED COMMITS")
         )
         received = received_counts(smtp)
-    report = odoo.report()
-    states = collections.Counter(state for _mid, state, _reason in report)
-    twice = sum(1 for n in received.values() if n > 1)
+    _report, states, twice = tally(odoo, received)
     ok = (
         refused == 1
         and twice == 0
@@ -290,9 +293,7 @@ def slow_run(odoo):
         for worker in (first, second):
             worker.wait(timeout=600)
         received = received_counts(smtp)
-    report = odoo.report()
-    states = collections.Counter(state for _mid, state, _reason in report)
-    twice = sum(1 for n in received.values() if n > 1)
+    _report, states, twice = tally(odoo, received)
     ok = twice == 0 and states.get("sent", 0) == count and len(received) == count
     print(
         f"a run twice as long as the claim timeout, a second worker polling, "
