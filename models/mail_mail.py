@@ -444,7 +444,7 @@ class MailMail(models.Model):
         tracker = delivery.AttemptTracker()
         tracker.claim = self.env.context.get("mail_outbound_claim")
         if auto_commit is True and tracker.claim:
-            tracker.commit_every = max(self._get_commit_every(), 1)
+            tracker.commit_every = self._get_commit_every()
             # claimed just before this send (process_email_queue)
             tracker.claim_renewed = fields.Datetime.now()
         mails = self.with_context(
@@ -477,11 +477,20 @@ class MailMail(models.Model):
 
     @api.model
     def _get_commit_every(self):
-        return int(
+        value = (
             self.env["ir.config_parameter"]
             .sudo()
-            .get_param("mail_outbound.queue_commit_every", 50)
+            .get_param("mail_outbound.queue_commit_every", "50")
         )
+        try:
+            return max(int(value), 1)
+        except ValueError:
+            # a typo in a system parameter must not stop the queue
+            _logger.warning(
+                "mail_outbound.queue_commit_every is %r, not a whole number: using 50",
+                value,
+            )
+            return 50
 
     def _send(
         self,

@@ -509,6 +509,17 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(first.state, "sent")
         self.assertIn("may have been delivered", second.failure_reason)
 
+    def test_commit_every_is_read_safely(self):
+        Params = self.env["ir.config_parameter"].sudo()
+        Mail = self.env["mail.mail"]
+        Params.set_param("mail_outbound.queue_commit_every", False)  # unset
+        self.assertEqual(Mail._get_commit_every(), 50)
+        Params.set_param("mail_outbound.queue_commit_every", "0")
+        self.assertEqual(Mail._get_commit_every(), 1)
+        Params.set_param("mail_outbound.queue_commit_every", "fifty")
+        with self.assertLogs("odoo.addons.mail_outbound.models.mail_mail", "WARNING"):
+            self.assertEqual(Mail._get_commit_every(), 50)
+
     def test_recent_batch_marks_are_left_alone(self):
         self.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.claim_timeout", 900
