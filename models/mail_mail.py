@@ -308,26 +308,22 @@ class MailMail(models.Model):
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
-            """
-            DELETE FROM mail_outbound_batch
-             WHERE claim IN (SELECT claim FROM mail_outbound_batch
-                              GROUP BY claim HAVING max(since) < %s)
-            RETURNING claim, mail_ids
-            """,
+            "SELECT claim FROM mail_outbound_batch GROUP BY claim "
+            "HAVING max(since) < %s",
             (stale,),
         )
-        marks = self.env.cr.fetchall()
-        if marks:
-            self._settle_interrupted(marks, log_recovered=True)
+        claims = [claim for (claim,) in self.env.cr.fetchall()]
+        if claims:
+            self._settle_interrupted(claims, log_recovered=True)
 
     @api.model
-    def _settle_interrupted(self, marks, handing_over=True, log_recovered=False):
+    def _settle_interrupted(self, claims, handing_over=True, log_recovered=False):
         """Give the mails of interrupted batches the outcome they really had.
 
-        ``marks`` are ``(claim, mail_ids)`` rows of mail_outbound_batch,
-        already taken out of it. Mails the worker handed over, as it recorded
-        them on its side connection (mail_outbound_handover), but whose state
-        its transaction never committed: delivered ones are marked sent (or
+        The batch marks of ``claims`` (mail_outbound_batch) are taken out
+        with the mails their worker recorded as handed over on its side
+        connection (mail_outbound_handover). Of those whose state its
+        transaction never committed, delivered ones are marked sent (or
         failed for the refused recipients of a partial delivery), never sent
         again; refused or deferred ones stay queued. In each batch, the
         first mail the worker never finished was being handed over when it
@@ -338,9 +334,15 @@ class MailMail(models.Model):
         """
         self.flush_model()
         self.env.cr.execute(
+            "DELETE FROM mail_outbound_batch WHERE claim = ANY(%s) "
+            "RETURNING claim, mail_ids",
+            (list(claims),),
+        )
+        marks = self.env.cr.fetchall()
+        self.env.cr.execute(
             "DELETE FROM mail_outbound_handover WHERE claim = ANY(%s) "
             "RETURNING mail_id, delivered, partner_ids, failure_type, failure_reason",
-            (list({claim for claim, _mail_ids in marks}),),
+            (list(claims),),
         )
         handovers = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         mails = self.browse({i for _claim, ids in marks for i in ids}).exists()
@@ -556,12 +558,7 @@ class MailMail(models.Model):
         handing_over = bool(tracker.attempts)
         self.env.cr.rollback()
         try:
-            self.env.cr.execute(
-                "DELETE FROM mail_outbound_batch WHERE claim = %s "
-                "RETURNING claim, mail_ids",
-                (tracker.claim,),
-            )
-            self._settle_interrupted(self.env.cr.fetchall(), handing_over=handing_over)
+            self._settle_interrupted([tracker.claim], handing_over=handing_over)
             self.env.cr.commit()  # pylint: disable=invalid-commit
         except psycopg2.Error:
             _logger.exception(
