@@ -1,50 +1,131 @@
 # Shared shell functions for scripts/test, scripts/demo and scripts/benchmark.
-# Sourced, not run. Nothing here downloads or installs Odoo: Odoo 18.0 is a
-# prerequisite, found as `import odoo` or through ODOO_PATH.
+# Sourced, not run. Odoo 18.0 itself is a prerequisite (ODOO_PATH or an
+# importable odoo); its Python requirements and the project's tools are
+# installed into the project virtualenv by ensure_venv.
 
 MO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '%s\n' "$*" >&2; }
 
-# A Python that can `import odoo`: $ODOO_PYTHON, python3, then pyenv's.
-# ODOO_PATH, when set, names an Odoo source folder (the one holding odoo-bin).
-find_odoo_python() {
-    if [ -n "${ODOO_PATH:-}" ]; then
-        export PYTHONPATH="$ODOO_PATH${PYTHONPATH:+:$PYTHONPATH}"
-    fi
-    local candidates=()
-    [ -n "${ODOO_PYTHON:-}" ] && candidates+=("$ODOO_PYTHON")
-    candidates+=(python3 python)
-    local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
-    if command -v pyenv >/dev/null 2>&1; then
-        candidates+=("$(pyenv which python3 2>/dev/null || true)")
-    elif [ -x "$pyenv_root/bin/pyenv" ]; then
-        candidates+=("$("$pyenv_root/bin/pyenv" which python3 2>/dev/null || true)")
-    fi
-    [ -x "$pyenv_root/shims/python3" ] && candidates+=("$pyenv_root/shims/python3")
+# --- Python: the project virtualenv ---------------------------------------------
+# Odoo 18.0 is found, in this order, as ODOO_PATH (an Odoo source folder, the
+# one holding odoo-bin), or as an `odoo` the base Python already imports. The
+# commands then create or reuse $MO_VENV (.venv at the repository root) and
+# install into it, pinned: Odoo's requirements (scripts/odoo_requirements.py)
+# and requirements.txt. A hash of those inputs is kept in the venv; a second
+# run with the same inputs installs nothing.
+
+MO_VENV=${MO_VENV:-$MO_ROOT/.venv}
+
+# The base Python: $MO_PYTHON, else python3; 3.10 to 3.12 (Odoo 18.0's range).
+base_python() {
     local py
-    for py in "${candidates[@]}"; do
+    for py in "${MO_PYTHON:-}" python3 "${PYENV_ROOT:-$HOME/.pyenv}/shims/python3"; do
         [ -n "$py" ] || continue
-        if "$py" -c 'import odoo, odoo.release; assert odoo.release.version_info[0] == 18' \
+        command -v "$py" >/dev/null 2>&1 || continue
+        if "$py" -c 'import sys, venv; assert (3, 10) <= sys.version_info[:2] <= (3, 12)' \
             >/dev/null 2>&1; then
-            command -v "$py" 2>/dev/null || echo "$py"
+            command -v "$py"
             return 0
         fi
     done
+    say "no Python 3.10 to 3.12 with venv found (Debian: apt-get install python3-venv)"
     return 1
 }
 
-# Any Python 3 with pytest, for the pure suite when Odoo is missing.
-find_plain_python() {
-    local py
-    for py in "${ODOO_PYTHON:-}" python3 "${PYENV_ROOT:-$HOME/.pyenv}/shims/python3"; do
-        [ -n "$py" ] || continue
-        if "$py" -c 'import pytest' >/dev/null 2>&1; then
-            command -v "$py" 2>/dev/null || echo "$py"
+# Where Odoo comes from. Prints the Odoo source folder for ODOO_PATH, or
+# "importable" when the base Python imports odoo 18; fails when neither.
+odoo_source() {
+    local base=$1
+    if [ -n "${ODOO_PATH:-}" ]; then
+        if [ -f "$ODOO_PATH/odoo-bin" ] && [ -f "$ODOO_PATH/odoo/release.py" ]; then
+            (cd "$ODOO_PATH" && pwd)
             return 0
         fi
-    done
+        say "ODOO_PATH=$ODOO_PATH does not hold odoo-bin and odoo/: ignored"
+    fi
+    if "$base" -c 'import odoo.release as r; assert r.version_info[0] == 18' \
+        >/dev/null 2>&1; then
+        echo importable
+        return 0
+    fi
     return 1
+}
+
+# Create or reuse the venv and install what changed. $1: base Python, $2:
+# odoo_source's answer, or empty for the pure suite's tools only. Prints the
+# venv's python.
+ensure_venv() {
+    local base=$1 odoo=${2:-}
+    local reqs="$MO_VENV/.mail_outbound-requirements.txt"
+    local stamp="$MO_VENV/.mail_outbound-inputs"
+    local site_flag=()
+    # an Odoo installed in the base Python (pip, a distribution package) stays
+    # visible from the venv; its requirements are then already there
+    [ "$odoo" = importable ] && site_flag=(--system-site-packages)
+    if [ -x "$MO_VENV/bin/python" ]; then
+        local want have
+        want=$("$base" -c 'import sys; print(sys.version_info[:2])')
+        have=$("$MO_VENV/bin/python" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)
+        local sys_site=0
+        grep -qi '^include-system-site-packages = true' "$MO_VENV/pyvenv.cfg" && sys_site=1
+        if [ "$want" != "$have" ] || [ "$sys_site" != "${#site_flag[@]}" ]; then
+            say "recreating $MO_VENV (Python or Odoo source changed)"
+            rm -rf "$MO_VENV"
+        fi
+    fi
+    if [ ! -x "$MO_VENV/bin/python" ]; then
+        say "creating the project virtualenv $MO_VENV"
+        "$base" -m venv "${site_flag[@]}" "$MO_VENV" >&2 || return 1
+    fi
+    local vpy=$MO_VENV/bin/python
+    {
+        if [ -n "$odoo" ] && [ "$odoo" != importable ]; then
+            echo "# Odoo's requirements (requirements.txt of the Odoo folder)"
+            "$vpy" "$MO_ROOT/scripts/odoo_requirements.py" "$odoo/requirements.txt" 2>/dev/null \
+                || return 1
+        fi
+        echo "# mail_outbound ($MO_ROOT/requirements.txt)"
+        grep -vE '^\s*(#|$)' "$MO_ROOT/requirements.txt"
+    } >"$reqs.new" || { say "could not read Odoo's requirements"; return 1; }
+    local hash
+    hash=$( { cat "$reqs.new"; "$vpy" -VV; } | sha256sum | cut -c1-16)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
+        rm -f "$reqs.new"
+        say "virtualenv $MO_VENV is up to date (inputs $hash)"
+        echo "$vpy"
+        return 0
+    fi
+    mv "$reqs.new" "$reqs"
+    say "installing $(grep -cvE '^\s*(#|$)' "$reqs") pinned packages into $MO_VENV (inputs $hash)"
+    local t0=$SECONDS
+    if ! "$vpy" -m pip install --disable-pip-version-check -q -r "$reqs" >&2; then
+        say "pip install failed; fix the error above and run the command again"
+        rm -f "$stamp"
+        return 1
+    fi
+    echo "$hash" >"$stamp"
+    say "installed in $((SECONDS - t0))s"
+    echo "$vpy"
+}
+
+# The Python to run everything with: sets MO_PY (the venv's python) and
+# MO_ODOO (the Odoo source folder, "importable", or empty when Odoo was not
+# found). With ODOO_PATH, Odoo is put on PYTHONPATH.
+setup_python() {
+    local base
+    base=$(base_python) || return 1
+    MO_ODOO=$(odoo_source "$base") || MO_ODOO=
+    MO_PY=$(ensure_venv "$base" "$MO_ODOO") || return 1
+    if [ -n "$MO_ODOO" ] && [ "$MO_ODOO" != importable ]; then
+        export PYTHONPATH="$MO_ODOO${PYTHONPATH:+:$PYTHONPATH}"
+    fi
+    if [ -n "$MO_ODOO" ] && ! "$MO_PY" -c 'import odoo.release' >/dev/null 2>&1; then
+        say "Odoo at $MO_ODOO does not import from $MO_PY:"
+        "$MO_PY" -c 'import odoo.release' 2>&1 | tail -3 >&2
+        return 1
+    fi
+    return 0
 }
 
 pg_bindir() {
@@ -65,7 +146,17 @@ pg_bindir() {
 # cluster runs as an unprivileged user `odoo` (created when missing).
 pg_start() {
     local bindir
-    bindir=$(pg_bindir) || { say "PostgreSQL server binaries not found (initdb)"; return 1; }
+    if ! bindir=$(pg_bindir); then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            say "PostgreSQL's server binaries are missing: apt-get install postgresql"
+            { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                postgresql; } >&2 || true
+        fi
+        bindir=$(pg_bindir) || {
+            say "PostgreSQL server binaries not found (initdb): apt-get install postgresql"
+            return 1
+        }
+    fi
     PG_TMP=$(mktemp -d /tmp/mail_outbound_pg.XXXXXX)
     chmod 755 "$PG_TMP"
     PG_RUN=()
