@@ -9,7 +9,8 @@ say() { printf '%s\n' "$*" >&2; }
 
 # --- Python: the project virtualenv ---------------------------------------------
 # Odoo 18.0 is found, in this order, as ODOO_PATH (an Odoo source folder, the
-# one holding odoo-bin), or as an `odoo` the base Python already imports. The
+# one holding odoo-bin), as an `odoo` the base Python already imports, or as
+# the copy the project's CI keeps beside the checkout (../shared/odoo). The
 # commands then create or reuse $MO_VENV (.venv at the repository root) and
 # install into it, pinned: Odoo's requirements (scripts/odoo_requirements.py)
 # and requirements.txt. A hash of those inputs is kept in the venv; a second
@@ -48,6 +49,16 @@ odoo_source() {
         >/dev/null 2>&1; then
         echo importable
         return 0
+    fi
+    # the project's CI keeps an Odoo 18.0 copy beside the checkout
+    local unpack=$MO_ROOT/../shared/odoo/unpack
+    if [ -x "$unpack" ]; then
+        local dir
+        if dir=$("$unpack") && [ -f "$dir/odoo-bin" ]; then
+            say "Odoo 18.0 from ../shared/odoo (no ODOO_PATH, no importable odoo): $dir"
+            echo "$dir"
+            return 0
+        fi
     fi
     return 1
 }
