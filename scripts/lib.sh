@@ -199,12 +199,20 @@ pg_stop() {
     PG_TMP=
 }
 
-# An addons folder holding `mail_outbound` -> this repository, whatever the
-# checkout is called, plus Odoo's own addons folders.
+# An addons folder holding `mail_outbound`, whatever the checkout is called,
+# plus Odoo's own addons folders. The module folder links each entry of the
+# repository but .venv and .git: Odoo's translation export walks the whole
+# module folder and would read the virtualenv's thousands of files.
 odoo_addons_path() {
     local py=$1
     MO_ADDONS=$(mktemp -d /tmp/mail_outbound_addons.XXXXXX)
-    ln -s "$MO_ROOT" "$MO_ADDONS/mail_outbound"
+    mkdir "$MO_ADDONS/mail_outbound"
+    local entry
+    for entry in "$MO_ROOT"/* "$MO_ROOT"/.[!.]*; do
+        [ -e "$entry" ] || continue
+        case "${entry##*/}" in .venv|.git) continue ;; esac
+        ln -s "$entry" "$MO_ADDONS/mail_outbound/${entry##*/}"
+    done
     local odoo_dir
     odoo_dir=$("$py" -c 'import os, odoo; print(os.path.dirname(odoo.__file__))')
     local paths="$odoo_dir/addons"
