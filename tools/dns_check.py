@@ -101,9 +101,11 @@ def txt(resolver, name):
 def addresses_of(resolver, host):
     """IP addresses of a host name, or the address itself."""
     try:
-        return [str(ipaddress.ip_address(host))]
+        literal = str(ipaddress.ip_address(host))
     except ValueError:
-        pass
+        literal = ""
+    if literal:
+        return [literal]
     found = []
     for rdtype in ("A", "AAAA"):
         found += [record.address for record in query(resolver, host, rdtype)]

@@ -76,8 +76,11 @@ def test_tcp_retry_on_truncated_answer(dns_server):
 
 def test_dns_down_is_an_error_not_a_pass():
     resolver = dns_check.make_resolver("127.0.0.1:9", timeout=0.5)
-    checks = readiness.check_domain(resolver, DOMAIN, [SENDER])
-    assert checks and {c.status for c in checks} == {dns_check.ERROR}
+    checks = readiness.check_domain(
+        resolver, DOMAIN, [SENDER], [("odoo", "v=DKIM1; k=rsa; p=AAAA")]
+    )
+    assert [c.kind for c in checks] == ["mx", "spf", "dkim", "dmarc"]
+    assert {c.status for c in checks} == {dns_check.ERROR}
 
 
 # -- MX ------------------------------------------------------------------------
@@ -346,3 +349,10 @@ def test_selector(selector, valid):
 def test_dns_module_is_real():
     # the resolver asks the network, it is not a stand-in
     assert dns_check.make_resolver("127.0.0.1:53").__class__ is dns.resolver.Resolver
+
+
+def test_no_dkim_key_is_a_warning(dns_server):
+    resolver = serve(dns_server, *good_zone(dkim_sign.generate_rsa(1024)[1]))
+    checks = readiness.check_domain(resolver, DOMAIN, [SENDER])
+    (dkim,) = by_kind(checks, "dkim")
+    assert dkim.status == dns_check.WARNING
