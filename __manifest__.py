@@ -27,5 +27,6 @@
         "views/res_config_settings_views.xml",
         "views/mail_outbound_dkim_key_views.xml",
         "views/mail_alias_domain_views.xml",
+        "views/mail_outbound_dmarc_views.xml",
     ],
 }

@@ -3,6 +3,7 @@ from . import ir_mail_server_dkim
 from . import mail_alias_domain
 from . import mail_delivery_log
 from . import mail_mail
+from . import mail_mail_dmarc
 from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
 from . import res_config_settings

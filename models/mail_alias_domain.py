@@ -99,7 +99,7 @@ class MailAliasDomain(models.Model):
         self.search([])._check_readiness()
 
     @api.model
-    def _get_dns_resolver(self):
+    def _get_dns_resolver(self, timeout=dns_check.TIMEOUT):
         """The resolver asking ``mail_outbound.dns_nameserver``, else the system's."""
         nameserver = (
             self.env["ir.config_parameter"]
@@ -107,7 +107,7 @@ class MailAliasDomain(models.Model):
             .get_param("mail_outbound.dns_nameserver", "")
         )
         try:
-            return dns_check.make_resolver(nameserver)
+            return dns_check.make_resolver(nameserver, timeout)
         except ValueError as error:
             _logger.warning(
                 "mail_outbound.dns_nameserver %r ignored (%s): using the system's "
@@ -115,7 +115,7 @@ class MailAliasDomain(models.Model):
                 nameserver,
                 error,
             )
-            return dns_check.make_resolver("")
+            return dns_check.make_resolver("", timeout)
 
     def _get_sending_servers(self):
         """The outgoing servers that send for this domain's bounce address."""
@@ -208,9 +208,13 @@ class MailAliasDomain(models.Model):
                 adkim=own.dmarc_adkim or "r",
                 aspf=own.dmarc_aspf or "r",
             )
+        if not from_domain:
+            return None
         try:
-            return dmarc.lookup(self._get_dns_resolver(), from_domain)
+            # shown on forms: a slow DNS must not hold the screen long
+            return dmarc.lookup(self._get_dns_resolver(timeout=2), from_domain)
         except dns_check.DnsError:
+            _logger.info("DMARC of %s: DNS did not answer", from_domain)
             return None
 
     @api.model
@@ -221,10 +225,17 @@ class MailAliasDomain(models.Model):
         key = self.env["mail.outbound.dkim.key"]._get_signing_key(address)
         spf_pass = True
         if server:
+            # the last readiness check's SPF result for this server, if any
             results = (
                 self.env["mail.outbound.domain.check"]
                 .sudo()
-                .search([("mail_server_id", "=", server.id), ("kind", "=", "spf")])
+                .search(
+                    [
+                        ("mail_server_id", "in", server.ids),
+                        ("kind", "=", "spf"),
+                        ("result", "!=", False),
+                    ]
+                )
             )
             spf_pass = not results or all(r.result == "pass" for r in results)
         return dmarc.verdict(
@@ -234,3 +245,64 @@ class MailAliasDomain(models.Model):
             policy,
             spf_pass=spf_pass,
         )
+
+    @api.model
+    def _explain_dmarc_verdict(self, verdict, envelope_from, dkim_domain=""):
+        """One paragraph for an administrator: aligned or not, and what follows."""
+        yes, no = _("yes"), _("no")
+        text = _(
+            "DMARC for %(domain)s: SPF aligned: %(spf)s (envelope %(envelope)s); "
+            "DKIM aligned: %(dkim)s (%(signature)s).",
+            domain=verdict.from_domain,
+            spf=yes if verdict.spf_aligned else no,
+            envelope=envelope_from or "-",
+            dkim=yes if verdict.dkim_aligned else no,
+            signature=_("signed d=%(d)s", d=dkim_domain)
+            if dkim_domain
+            else _("not signed by Odoo"),
+        )
+        if verdict.dmarc_pass:
+            return text + " " + _("DMARC would pass.")
+        if not verdict.policy:
+            return (
+                text
+                + " "
+                + _(
+                    "DMARC would fail, but %(domain)s publishes no DMARC policy.",
+                    domain=verdict.from_domain,
+                )
+            )
+        if verdict.rejected:
+            return (
+                text
+                + " "
+                + _(
+                    "DMARC would fail and %(domain)s publishes p=reject: receivers "
+                    "refuse this mail. Send from an address of a domain this server "
+                    "may send for, or sign it with a DKIM key of that domain.",
+                    domain=verdict.from_domain,
+                )
+            )
+        return (
+            text
+            + " "
+            + _(
+                "DMARC would fail; under p=%(policy)s receivers %(effect)s.",
+                policy=verdict.policy,
+                effect=_("file it as spam")
+                if verdict.policy == "quarantine"
+                else _("only report it"),
+            )
+        )
+
+    @api.model
+    def _get_dmarc_summary(self, header_from, envelope_from, server=None):
+        """``(text, would be rejected)`` for a From, envelope and server."""
+        if not header_from:
+            return "", False
+        verdict = self._get_dmarc_verdict(header_from, envelope_from, server)
+        key = self.env["mail.outbound.dkim.key"]._get_signing_key(header_from)
+        text = self._explain_dmarc_verdict(
+            verdict, envelope_from, key.alias_domain_id.name if key else ""
+        )
+        return text, verdict.rejected

@@ -263,3 +263,42 @@ class TestSendingDomain(MailOutboundDnsCase):
             "readiness_check_ids",
             self.env["mail.alias.domain"].with_user(user).fields_get(),
         )
+
+    def test_reject_warning_on_server_preview_mail_and_test_connection(self):
+        """A relayed customer From under p=reject: refused, shown everywhere."""
+        self.good_zone(spf="v=spf1 ip4:192.0.2.1 -all")
+        self.publish(
+            f"{DOMAIN}. 300 IN MX 10 mx.{DOMAIN}.",
+            txt=[
+                (f"{DOMAIN}.", "v=spf1 ip4:127.0.0.1 -all"),
+                (f"_dmarc.{DOMAIN}.", "v=DMARC1; p=none"),
+                ("_dmarc.customer.example.", "v=DMARC1; p=reject"),
+            ],
+        )
+        open_server = self.create_server(
+            "Open relay", False, sequence=1, smtp_port=self.smtp.port
+        )
+        self.set_enforce_fixed_filter(False)
+        self.env.user.email = "mary@customer.example"
+        self.assertIn("p=reject", open_server.dmarc_warning)
+        self.assertIn("customer.example", open_server.dmarc_warning)
+        preview = self.env["mail.outbound.routing.preview"].create(
+            {"email_from": "mary@customer.example", "mail_server_id": open_server.id}
+        )
+        self.assertTrue(preview.result_dmarc_reject)
+        self.assertIn("SPF aligned: no", preview.result_dmarc)
+        wizard = self.env["mail.outbound.connection.test"].create(
+            {"mail_server_id": open_server.id}
+        )
+        self.assertIn("p=reject", wizard.dmarc_warning)
+        mail = self.queue_mail("mary@customer.example", mail_server_id=open_server.id)
+        self.assertEqual(mail.routing_email_from, "mary@customer.example")
+        self.assertTrue(mail.routing_dmarc_reject)
+        # with the fixed server's filter enforced, the From is rewritten to
+        # the alias domain, which passes (its p=none would not refuse anyway)
+        self.set_enforce_fixed_filter(True)
+        preview.email_from = "notifications@example.com"
+        preview.mail_server_id = self.server
+        self.assertFalse(preview.result_dmarc_reject)
+        self.assertIn("DMARC would pass", preview.result_dmarc)
+        self.assertFalse(self.server.dmarc_warning)
