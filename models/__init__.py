@@ -6,4 +6,5 @@ from . import mail_mail
 from . import mail_mail_dmarc
 from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
+from . import mail_outbound_sending_address
 from . import res_config_settings

@@ -26,6 +26,12 @@ class MailAliasDomain(models.Model):
         "DNS Checks",
         groups="base.group_system",
     )
+    sending_address_ids = fields.One2many(
+        "mail.outbound.sending.address",
+        "alias_domain_id",
+        "Addresses Odoo Sends As",
+        groups="base.group_system",
+    )
     readiness_state = fields.Selection(
         [
             ("unchecked", "Not Checked"),
@@ -93,6 +99,22 @@ class MailAliasDomain(models.Model):
             "res_id": key.id,
             "view_mode": "form",
         }
+
+    def action_refresh_sending_addresses(self):
+        if not self.env.is_system():
+            raise AccessError(
+                _("Only system administrators can check sending domains.")
+            )
+        for domain in self:
+            self.env["mail.outbound.sending.address"]._refresh(domain)
+        return True
+
+    def action_test_sending_addresses(self):
+        """Refresh, then MAIL FROM each address at its server."""
+        self.action_refresh_sending_addresses()
+        recipient = self.env["ir.mail_server"].sudo()._get_test_email_to()
+        self.sudo().sending_address_ids._test_with_providers(recipient)
+        return True
 
     @api.model
     def _cron_check_readiness(self):

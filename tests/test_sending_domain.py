@@ -302,3 +302,43 @@ class TestSendingDomain(MailOutboundDnsCase):
         self.assertFalse(preview.result_dmarc_reject)
         self.assertIn("DMARC would pass", preview.result_dmarc)
         self.assertFalse(self.server.dmarc_warning)
+
+    # -- addresses Odoo sends as -----------------------------------------------------
+    def test_sending_addresses(self):
+        self.env.ref("base.user_admin").email = "admin@example.com"
+        self.env.ref("base.partner_root").email = "odoobot@other.example"
+        self.env["mail.template"].create(
+            {
+                "name": "Invoice",
+                "model_id": self.env.ref("base.model_res_partner").id,
+                "email_from": '"Billing" <billing@example.com>',
+            }
+        )
+        self.env["mail.template"].create(
+            {
+                "name": "Dynamic",
+                "model_id": self.env.ref("base.model_res_partner").id,
+                "email_from": "{{ object.email_formatted }}",
+            }
+        )
+        # the provider refuses one sender in MAIL FROM
+        self.smtp.script("mail", 550, "5.7.1 SendAsDenied", match="billing@")
+        self.alias_domain.action_test_sending_addresses()
+        rows = [
+            (r.email, r.mail_server_id.name, r.filter_accepts, r.provider_status)
+            for r in self.alias_domain.sending_address_ids
+        ]
+        self.assertEqual(
+            rows,
+            [
+                ("bounce@example.com", "Relay", True, "ok"),
+                ("notifications@example.com", "Relay", True, "ok"),
+                ("admin@example.com", "Relay", True, "ok"),
+                ("billing@example.com", "Relay", True, "failed"),
+            ],
+        )
+        self.assertIn(
+            "SendAsDenied", self.alias_domain.sending_address_ids[3].provider_reply
+        )
+        # nothing was delivered: MAIL FROM only
+        self.assertEqual(self.smtp.messages, [])
