@@ -8,3 +8,4 @@ from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
 from . import mail_outbound_sending_address
 from . import res_config_settings
+from . import res_config_settings_readiness

@@ -342,3 +342,11 @@ class TestSendingDomain(MailOutboundDnsCase):
         )
         # nothing was delivered: MAIL FROM only
         self.assertEqual(self.smtp.messages, [])
+
+    def test_settings_show_readiness(self):
+        self.good_zone()
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.alias_domain_readiness_state, "unchecked")
+        action = settings.action_check_alias_domain_readiness()
+        self.assertEqual(action["res_id"], self.alias_domain.id)
+        self.assertEqual(self.alias_domain.readiness_state, "warning")  # no DKIM key
