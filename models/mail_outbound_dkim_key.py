@@ -1,6 +1,6 @@
 import logging
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_normalize
 
@@ -96,7 +96,9 @@ class MailOutboundDkimKey(models.Model):
         for vals in vals_list:
             if not vals.get("private_key"):
                 vals["private_key"], vals["public_key"] = dkim_sign.generate_rsa()
-        return super().create(vals_list)
+        keys = super().create(vals_list)
+        self.env.registry.clear_cache()
+        return keys
 
     def write(self, vals):
         if {"selector", "alias_domain_id"} & set(vals) and self.filtered(
@@ -108,7 +110,15 @@ class MailOutboundDkimKey(models.Model):
                     "key instead."
                 )
             )
-        return super().write(vals)
+        result = super().write(vals)
+        if "state" in vals:
+            self.env.registry.clear_cache()
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self.env.registry.clear_cache()
+        return result
 
     # -- actions ----------------------------------------------------------
     def action_check(self):
@@ -176,16 +186,23 @@ class MailOutboundDkimKey(models.Model):
         A key of ``example.com`` signs ``example.com`` and its subdomains;
         the closest domain wins.
         """
-        normalized = email_normalize(email_from or "") or ""
-        domain = dkim_sign.domain_of(normalized)
-        if not domain:
+        active = self._get_active_keys()
+        if not active:
+            # the common case costs no query: every send path comes here
             return self.browse()
+        domain = dkim_sign.domain_of(email_normalize(email_from or "") or "")
         labels = domain.split(".")
-        candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-        keys = self.sudo().search(
-            [("state", "=", "active"), ("alias_domain_id.name", "in", candidates)]
-        )
-        return keys.sorted(lambda k: -len(k.alias_domain_id.name))[:1]
+        for candidate in (".".join(labels[i:]) for i in range(len(labels) - 1)):
+            if candidate in active:
+                return self.sudo().browse(active[candidate])
+        return self.browse()
+
+    @api.model
+    @tools.ormcache()
+    def _get_active_keys(self):
+        """``{alias domain name: active key id}``, cached until a key changes."""
+        keys = self.sudo().search([("state", "=", "active")])
+        return {key.alias_domain_id.name.lower(): key.id for key in keys}
 
     def _sign(self, message):
         """Add the DKIM-Signature of this key to ``message`` (in place)."""
