@@ -11,7 +11,7 @@
     "maintainers": ["mail-outbound"],
     "depends": ["mail", "base_setup"],
     "external_dependencies": {
-        "python": ["dnspython", "dkimpy", "pyspf", "publicsuffixlist"]
+        "python": ["dnspython", "dkimpy", "pyspf", "publicsuffixlist", "pynacl"]
     },
     "data": [
         "security/ir.model.access.csv",

@@ -55,9 +55,9 @@ class IrMailServer(models.Model):
         return smtp_from, smtp_to_list, message
 
     def _dkim_sign_message(self, message):
-        """Sign ``message`` in place if its From has an active DKIM key."""
-        key = (
+        """Sign ``message`` in place with the active DKIM keys of its From."""
+        keys = (
             self.env["mail.outbound.dkim.key"].sudo()._get_signing_key(message["From"])
         )
-        if key:
+        for key in keys:
             key._sign(message)

@@ -161,6 +161,15 @@ class MailAliasDomain(models.Model):
                 ips = []
             for ip in ips or [""]:
                 senders.append((server, (server.name, ip, envelope)))
+        host = tools.config.get("smtp_server")
+        if not senders and host:
+            # no server record: odoo-bin's --smtp server sends everything
+            name = f"odoo-bin ({host})"
+            try:
+                ips = dns_check.addresses_of(resolver, host)
+            except dns_check.DnsError:
+                ips = []
+            senders += [(None, (name, ip, envelope)) for ip in ips or [""]]
         return senders
 
     def _check_readiness(self):
@@ -263,7 +272,7 @@ class MailAliasDomain(models.Model):
         return dmarc.verdict(
             address,
             envelope_from,
-            key.alias_domain_id.name if key else "",
+            key[:1].alias_domain_id.name if key else "",
             policy,
             spf_pass=spf_pass,
         )
@@ -325,6 +334,6 @@ class MailAliasDomain(models.Model):
         verdict = self._get_dmarc_verdict(header_from, envelope_from, server)
         key = self.env["mail.outbound.dkim.key"]._get_signing_key(header_from)
         text = self._explain_dmarc_verdict(
-            verdict, envelope_from, key.alias_domain_id.name if key else ""
+            verdict, envelope_from, key[:1].alias_domain_id.name if key else ""
         )
         return text, verdict.rejected

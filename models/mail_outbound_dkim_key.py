@@ -35,7 +35,11 @@ class MailOutboundDkimKey(models.Model):
         "<selector>._domainkey.<domain>. A new key needs a new selector.",
     )
     algorithm = fields.Selection(
-        [("rsa", "RSA 2048")], default="rsa", required=True, readonly=True
+        [("rsa", "RSA 2048"), ("ed25519", "Ed25519")],
+        default="rsa",
+        required=True,
+        help="RSA 2048 is verified by every receiver. Ed25519 (RFC 8463) signs "
+        "alongside an RSA key: receivers that do not know it ignore it.",
     )
     private_key = fields.Text(groups="base.group_system", copy=False, readonly=True)
     public_key = fields.Text(copy=False, readonly=True)
@@ -65,16 +69,18 @@ class MailOutboundDkimKey(models.Model):
         ),
     ]
 
-    @api.depends("selector", "alias_domain_id.name", "public_key")
+    @api.depends("selector", "alias_domain_id.name", "public_key", "algorithm")
     def _compute_record(self):
         for key in self:
             domain = key.alias_domain_id.name or ""
             key.record_name = dns_check.dkim_record_name(key.selector or "", domain)
             key.record_value = (
-                dkim_sign.txt_record(key.public_key) if key.public_key else ""
+                dkim_sign.txt_record(key.public_key, key.algorithm)
+                if key.public_key
+                else ""
             )
             key.zone_line = (
-                dkim_sign.zone_line(key.selector, domain, key.public_key)
+                dkim_sign.zone_line(key.selector, domain, key.public_key, key.algorithm)
                 if key.public_key
                 else ""
             )
@@ -95,12 +101,17 @@ class MailOutboundDkimKey(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             if not vals.get("private_key"):
-                vals["private_key"], vals["public_key"] = dkim_sign.generate_rsa()
+                generate = dkim_sign.GENERATORS[vals.get("algorithm") or "rsa"]
+                vals["private_key"], vals["public_key"] = generate()
         keys = super().create(vals_list)
         self.env.registry.clear_cache()
         return keys
 
     def write(self, vals):
+        if "algorithm" in vals and "private_key" not in vals:
+            raise UserError(
+                _("The algorithm of a key cannot change: create a new key instead.")
+            )
         if {"selector", "alias_domain_id"} & set(vals) and self.filtered(
             lambda k: k.state != "draft"
         ):
@@ -128,8 +139,9 @@ class MailOutboundDkimKey(models.Model):
     def action_enable(self):
         """Sign with this key from now on; refused until its record matches.
 
-        The domain's previous signing key is retired only now, after the new
-        selector was verified: both stay published meanwhile.
+        The domain's previous signing key of the same algorithm is retired
+        only now, after the new selector was verified: both stay published
+        meanwhile. An RSA and an Ed25519 key sign side by side.
         """
         self.ensure_one()
         check = self._check_published()[self.id]
@@ -146,6 +158,7 @@ class MailOutboundDkimKey(models.Model):
             [
                 ("alias_domain_id", "=", self.alias_domain_id.id),
                 ("state", "=", "active"),
+                ("algorithm", "=", self.algorithm),
                 ("id", "!=", self.id),
             ]
         ).write({"state": "retired"})
@@ -181,7 +194,8 @@ class MailOutboundDkimKey(models.Model):
 
     @api.model
     def _get_signing_key(self, email_from):
-        """The active key signing mail from ``email_from``, or an empty record.
+        """The active keys signing mail from ``email_from`` (RSA first, then
+        Ed25519), or an empty record.
 
         A key of ``example.com`` signs ``example.com`` and its subdomains;
         the closest domain wins.
@@ -200,9 +214,15 @@ class MailOutboundDkimKey(models.Model):
     @api.model
     @tools.ormcache()
     def _get_active_keys(self):
-        """``{alias domain name: active key id}``, cached until a key changes."""
-        keys = self.sudo().search([("state", "=", "active")])
-        return {key.alias_domain_id.name.lower(): key.id for key in keys}
+        """``{alias domain name: active key ids}``, cached until a key changes."""
+        active = {}
+        for key in (
+            self.sudo()
+            .search([("state", "=", "active")])
+            .sorted(lambda k: (k.algorithm != "rsa", k.id))
+        ):
+            active.setdefault(key.alias_domain_id.name.lower(), []).append(key.id)
+        return {name: tuple(ids) for name, ids in active.items()}
 
     def _sign(self, message):
         """Add the DKIM-Signature of this key to ``message`` (in place)."""
@@ -213,6 +233,7 @@ class MailOutboundDkimKey(models.Model):
                 self.selector,
                 self.alias_domain_id.name,
                 self.sudo().private_key,
+                self.algorithm,
             )
         except dkim_sign.SigningError as error:
             # the error text never holds the key; the mail leaves unsigned

@@ -210,6 +210,31 @@ class TestSendingDomain(MailOutboundDnsCase):
         self.assertIn("s=new", received["message"]["DKIM-Signature"])
         self.assertTrue(self.verify(received))
 
+    def test_ed25519_signs_alongside_rsa(self):
+        rsa_key = self.new_key("rsa1")
+        ed_key = self.Key.create(
+            {
+                "alias_domain_id": self.alias_domain.id,
+                "selector": "ed1",
+                "algorithm": "ed25519",
+            }
+        )
+        self.assertIn("k=ed25519", ed_key.record_value)
+        self.good_zone(rsa_key, ed_key)
+        rsa_key.action_enable()
+        ed_key.action_enable()
+        # enabling Ed25519 does not retire the RSA key
+        self.assertEqual((rsa_key.state, ed_key.state), ("active", "active"))
+        self.queue_mail("notifications@example.com")
+        (received,) = self.received(self.smtp)
+        signatures = received["message"].get_all("DKIM-Signature")
+        self.assertEqual(len(signatures), 2)
+        lookup = self.dkim_txt_lookup()
+        for index in range(2):
+            self.assertTrue(dkim_sign.verify(received["data"], lookup, index))
+        with self.assertRaises(UserError):
+            ed_key.algorithm = "rsa"
+
     def test_private_key_never_logged(self):
         key = self.new_key()
         self.good_zone(key)
@@ -342,6 +367,23 @@ class TestSendingDomain(MailOutboundDnsCase):
         )
         # nothing was delivered: MAIL FROM only
         self.assertEqual(self.smtp.messages, [])
+
+    def test_sending_addresses_include_mailings(self):
+        if "mailing.mailing" not in self.env:
+            self.skipTest("mass_mailing is not installed")
+        self.env["mailing.mailing"].create(
+            {
+                "subject": "Spring sale",
+                "email_from": '"Shop" <news@example.com>',
+                "mailing_model_id": self.env.ref("base.model_res_partner").id,
+            }
+        )
+        self.alias_domain.action_refresh_sending_addresses()
+        row = self.alias_domain.sending_address_ids.filtered(
+            lambda r: r.email == "news@example.com"
+        )
+        self.assertEqual(row.usage, "Mailing: Spring sale")
+        self.assertTrue(row.filter_accepts)
 
     def test_settings_show_readiness(self):
         self.good_zone()

@@ -356,3 +356,29 @@ def test_no_dkim_key_is_a_warning(dns_server):
     checks = readiness.check_domain(resolver, DOMAIN, [SENDER])
     (dkim,) = by_kind(checks, "dkim")
     assert dkim.status == dns_check.WARNING
+
+
+def test_rsa_and_ed25519_signatures_both_verify(dns_server, rsa_key):
+    """RFC 8463 dual signing: an RSA and an Ed25519 signature side by side."""
+    ed_private, ed_public = dkim_sign.generate_ed25519()
+    resolver = serve(
+        dns_server,
+        *good_zone(rsa_key[1]),
+        zone_txt(
+            f"ed._domainkey.{DOMAIN}.", dkim_sign.txt_record(ed_public, "ed25519")
+        ),
+    )
+    message = build_message()
+    dkim_sign.sign_message(message, "odoo", DOMAIN, rsa_key[0])
+    dkim_sign.sign_message(message, "ed", DOMAIN, ed_private, "ed25519")
+    with LoopbackSmtp() as smtp:
+        with smtplib.SMTP(smtp.host, smtp.port) as client:
+            client.send_message(message, f"bounce@{DOMAIN}", ["c@destination.example"])
+        assert smtp.wait_for(1)
+        data = smtp.messages[0]["data"]
+    assert b"a=ed25519-sha256" in data and b"a=rsa-sha256" in data
+    assert dkim_sign.verify(data, dnsfunc(resolver), index=0)
+    assert dkim_sign.verify(data, dnsfunc(resolver), index=1)
+    # the Ed25519 record is checked like an RSA one
+    record = dkim_sign.txt_record(ed_public, "ed25519")
+    assert dns_check.check_dkim(resolver, "ed", DOMAIN, record).status == "ok"
