@@ -10,17 +10,23 @@
     "development_status": "Beta",
     "maintainers": ["mail-outbound"],
     "depends": ["mail", "base_setup"],
-    "external_dependencies": {"python": []},
+    "external_dependencies": {
+        "python": ["dnspython", "dkimpy", "pyspf", "publicsuffixlist", "pynacl"]
+    },
     "data": [
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
+        "data/mail_alias_domain_data.xml",
         "views/mail_outbound_routing_preview_views.xml",
         "views/mail_outbound_connection_test_views.xml",
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/mail_delivery_log_views.xml",
         "views/res_config_settings_views.xml",
+        "views/mail_outbound_dkim_key_views.xml",
+        "views/mail_alias_domain_views.xml",
+        "views/mail_outbound_dmarc_views.xml",
     ],
 }

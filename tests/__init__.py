@@ -4,3 +4,4 @@ from . import test_port_policy
 from . import test_routing_config
 from . import test_routing_send
 from . import test_traffic
+from . import test_sending_domain

@@ -26,6 +26,8 @@ from odoo.tools import config
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
+from ..tools import dns_check
+from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
 
 
@@ -158,3 +160,36 @@ class MailOutboundSmtpCase(MailOutboundCase):
             f"{[m['message']['From'] for m in smtp.messages]}",
         )
         return smtp.messages
+
+
+class MailOutboundDnsCase(MailOutboundSmtpCase):
+    """A real DNS server on loopback answering for the test's domains.
+
+    ``mail_outbound.dns_nameserver`` points the addon's resolver at it;
+    ``publish`` replaces the zone it serves.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dns_server = LoopbackDns().start()
+        cls.addClassCleanup(cls.dns_server.stop)
+        cls.env["ir.config_parameter"].sudo().set_param(
+            "mail_outbound.dns_nameserver", cls.dns_server.nameserver
+        )
+
+    def publish(self, *lines, txt=()):
+        """Serve ``lines`` (zone-file syntax) and ``txt`` ``(name, text)`` pairs."""
+        self.dns_server.load(
+            "\n".join([*lines, *(zone_txt(name, text) for name, text in txt)]) + "\n"
+        )
+
+    def dkim_txt_lookup(self):
+        """dkimpy's ``dnsfunc``, asking the loopback DNS."""
+        resolver = self.env["mail.alias.domain"]._get_dns_resolver()
+
+        def get_txt(name, timeout=5):
+            found = dns_check.txt(resolver, name.decode().rstrip("."))
+            return found[0].encode() if found else None
+
+        return get_txt
