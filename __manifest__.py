@@ -10,6 +10,8 @@
     "development_status": "Beta",
     "maintainers": ["mail-outbound"],
     "depends": ["mail", "base_setup"],
+    # both choose the server and rewrite the From (issue #14, README)
+    "excludes": ["mail_outbound_static"],
     "external_dependencies": {
         "python": ["dnspython", "dkimpy", "pyspf", "publicsuffixlist", "pynacl"]
     },

@@ -358,6 +358,12 @@ class IrMailServer(models.Model):
             senders.append(self._get_test_email_from())
         return list(dict.fromkeys(senders))
 
+    @api.model
+    def _get_oauth_providers(self):
+        """Authentications that log in with an OAuth token (google_gmail,
+        microsoft_outlook), by their provider's name."""
+        return {"gmail": "Gmail", "outlook": "Outlook"}
+
     def _get_smtp_config(self, tempdir):
         """This server's connection settings as plain data for the probe.
 
@@ -395,11 +401,13 @@ class IrMailServer(models.Model):
             with open(keyfile, "wb") as key:
                 key.write(base64.b64decode(server.smtp_ssl_private_key))
         login = server.smtp_authentication == "login"
+        oauth = self._get_oauth_providers().get(server.smtp_authentication, "")
         return smtp_diagnosis.SmtpConfig(
+            oauth=oauth,
             host=server.smtp_host or "",
             port=server.smtp_port,
             encryption=server.smtp_encryption or "none",
-            user=(server.smtp_user or "") if login else "",
+            user=(server.smtp_user or "") if login or oauth else "",
             password=(server.smtp_pass or "") if login else "",
             certfile=certfile,
             keyfile=keyfile,

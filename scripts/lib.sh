@@ -223,3 +223,41 @@ odoo_addons_path() {
 free_port() {
     "$1" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# --- OCA/mail, for the compatibility phase (issue #14) -------------------------
+# $MO_OCA_MAIL names a folder holding oca-mail-18.0-<commit>.tar.xz (CI keeps
+# it at ../shared/oca beside the checkout), or that tarball, or a folder
+# where it is already unpacked. The tarball is unpacked once into a cache
+# folder, like ../shared/odoo/unpack does. Prints the addons folder; fails
+# when there is none (users of the addon do not need it).
+oca_mail_path() {
+    local source=${MO_OCA_MAIL:-$MO_ROOT/../shared/oca}
+    if [ -f "$source/mail_tracking/__manifest__.py" ]; then
+        (cd "$source" && pwd)
+        return 0
+    fi
+    local tarball=$source
+    if [ -d "$source" ]; then
+        tarball=$(ls -1 "$source"/oca-mail-18.0-*.tar.xz 2>/dev/null | sort | tail -1)
+    fi
+    [ -n "$tarball" ] && [ -f "$tarball" ] || return 1
+    local name
+    name=$(basename "$tarball" .tar.xz)
+    local dest="${MO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}/$name"
+    if [ ! -f "$dest/mail_tracking/__manifest__.py" ]; then
+        mkdir -p "$(dirname "$dest")"
+        local tmp
+        tmp=$(mktemp -d "$dest.tmp.XXXXXX")
+        tar -xJf "$tarball" -C "$tmp" || { rm -rf "$tmp"; return 1; }
+        # the tarball holds the repository's files at its top, or one folder
+        if [ ! -f "$tmp/mail_tracking/__manifest__.py" ]; then
+            local inner
+            inner=$(dirname "$(ls -1 "$tmp"/*/mail_tracking/__manifest__.py 2>/dev/null | head -1)")
+            [ -n "$inner" ] && [ "$inner" != . ] || { rm -rf "$tmp"; return 1; }
+            mv "$inner" "$tmp.inner" && rm -rf "$tmp" && mv "$tmp.inner" "$tmp"
+        fi
+        rm -rf "$dest"
+        mv "$tmp" "$dest"
+    fi
+    echo "$dest"
+}

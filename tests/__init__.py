@@ -1,3 +1,4 @@
+from . import test_coexistence
 from . import test_connection_test
 from . import test_delivery
 from . import test_port_policy

@@ -100,6 +100,7 @@ class MailOutboundSmtpCase(MailOutboundCase):
         certificate=None,
         users=None,
         auth_required=False,
+        tokens=None,
         **values,
     ):
         """A loopback SMTP server and the ir.mail_server record using it.
@@ -108,7 +109,11 @@ class MailOutboundSmtpCase(MailOutboundCase):
         certificates are issued for.
         """
         smtp = LoopbackSmtp(
-            tls=tls, certificate=certificate, users=users, auth_required=auth_required
+            tls=tls,
+            certificate=certificate,
+            users=users,
+            auth_required=auth_required,
+            tokens=tokens,
         ).start()
         cls.addClassCleanup(smtp.stop)
         cls.loopback_servers.append(smtp)

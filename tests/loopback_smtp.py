@@ -13,6 +13,10 @@ fail the way real providers do::
         smtp.script("data", action="hang")  # never answer (client timeout)
         smtp.script("data", action="accept_hang", match="rcpt40@")  # take it, hang
         ...
+
+    # OAuth (Gmail, Outlook): AUTH XOAUTH2 with a bearer token per user
+    LoopbackSmtp(tls="starttls", certificate=certs.valid, tokens={"me": "token"})
+        ...
         smtp.messages[0]["message"]["From"]
 
 ``certificates(tmpdir)`` makes a CA and server certificates (valid, expired,
@@ -20,6 +24,8 @@ for another host name, self-signed) with the ``cryptography`` package.
 """
 
 import asyncio
+import base64
+import binascii
 import datetime
 import email
 import email.policy
@@ -106,6 +112,20 @@ class _ScriptedSMTP(SMTP):
             return
         await super()._handle_client()
 
+    async def auth_XOAUTH2(self, _server, args):
+        """XOAUTH2 as Gmail and Outlook speak it (RFC 7628's precursor):
+        base64 of ``user=U\x01auth=Bearer T\x01\x01``, in one command."""
+        try:
+            fields = base64.b64decode(args[1], validate=True).decode().split("\x01")
+            values = dict(f.split("=", 1) for f in fields if "=" in f)
+        except (IndexError, ValueError, binascii.Error):
+            return AuthResult(success=False, handled=False)
+        user, bearer = values.get("user", ""), values.get("auth", "")
+        token = self.owner.tokens.get(user)
+        return AuthResult(
+            success=bool(token) and bearer == f"Bearer {token}", handled=False
+        )
+
     async def smtp_EHLO(self, hostname):
         rule = self.owner._take("ehlo", hostname)
         if rule and rule.action == "close":
@@ -139,10 +159,13 @@ class LoopbackSmtp:
         auth_required=False,
         exclude_auth=(),
         data_delay=0,
+        tokens=None,
     ):
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
+        # OAuth bearer tokens by user: XOAUTH2 is offered only with them
+        self.tokens = tokens or {}
         # seconds before answering each DATA: a slow provider, so that a
         # test can interrupt a client in the middle of a batch
         self.data_delay = data_delay
@@ -166,9 +189,11 @@ class LoopbackSmtp:
             # cleartext AUTH is what some tests check; never in production
             "auth_require_tls": False,
         }
+        kwargs["auth_exclude_mechanism"] = list(exclude_auth)
+        if not self.tokens:
+            kwargs["auth_exclude_mechanism"].append("XOAUTH2")
         if self.users:
             kwargs["authenticator"] = self._authenticate
-            kwargs["auth_exclude_mechanism"] = list(exclude_auth)
         if tls == "starttls":
             kwargs["tls_context"] = context
         elif tls == "ssl":

@@ -116,6 +116,18 @@ def classify(exc):
             "mail_smtp",
         )
     if isinstance(error, smtplib.SMTPSenderRefused):
+        if error.smtp_code == 530:
+            # "authentication required": the server's login did not hold
+            # (an OAuth login whose refusal its module ignored), not the
+            # sender's fault: defer, as for a refused login
+            return Failure(
+                TEMPORARY,
+                530,
+                _decode(error.smtp_error),
+                "auth",
+                True,
+                "mail_smtp",
+            )
         failure = classify_reply(
             error.smtp_code, _decode(error.smtp_error), "mail_from"
         )

@@ -107,6 +107,19 @@ FIXES = {
     "temporary": _lt(
         "This is a temporary refusal (4xx): the server asks to try again later."
     ),
+    "oauth_not_checked": _lt(
+        "%(user)s logs in with %(provider)s OAuth (XOAUTH2, offered by the "
+        "server), with an access token Odoo obtains from %(provider)s when it "
+        "sends. Test Connection has no token: it checked the host name, the "
+        "connection, TLS and EHLO, but not the login, the senders, the "
+        "recipients nor the message. Send a mail through this server to check "
+        "those; a refused token shows in its Delivery Attempts."
+    ),
+    "oauth_not_offered": _lt(
+        "The server does not offer XOAUTH2, which %(provider)s OAuth needs: "
+        "check the SMTP Server (smtp.gmail.com or smtp.office365.com), port 587 "
+        "and STARTTLS."
+    ),
     "no_sender": _lt(
         "No sender address to test: set a Default From on the alias domain or a "
         "FROM filter on the server."
@@ -126,6 +139,9 @@ class SmtpConfig:
     certfile: str = ""  # client certificate authentication
     keyfile: str = ""
     cafile: str = ""  # extra CA to trust (tests, private CAs)
+    # "Gmail" or "Outlook": OAuth (XOAUTH2) login with a token this probe
+    # does not have
+    oauth: str = ""
     timeout: float = 10
 
 
@@ -384,6 +400,8 @@ class _Diagnosis:
         self.smtp.ehlo()
 
     def auth(self):
+        if self.config.oauth:
+            self.oauth()
         if not self.config.user:
             self.add("auth", SKIPPED)
             return
@@ -413,6 +431,28 @@ class _Diagnosis:
             self.fail("auth", started, error, params=params)
             raise _Abort() from error
         self.add("auth", OK, started, detail=mechanism, params=params)
+
+    def oauth(self):
+        """Say what can be checked of an OAuth login without its token.
+
+        The steps after the login would only collect "authentication
+        required" refusals: the checklist stops here, with a warning.
+        """
+        started = time.monotonic()
+        params = {"user": self.config.user, "provider": self.config.oauth}
+        offered = (self.smtp.esmtp_features.get("auth") or "").upper().split()
+        if "XOAUTH2" not in offered:
+            self.add("auth", FAILED, started, fix="oauth_not_offered", params=params)
+        else:
+            self.add(
+                "auth",
+                WARNING,
+                started,
+                detail="XOAUTH2",
+                fix="oauth_not_checked",
+                params=params,
+            )
+        raise _Abort()
 
     def mail_from(self, senders):
         accepted = []

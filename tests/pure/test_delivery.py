@@ -52,6 +52,15 @@ CASES = [
         "mail_smtp",
     ),
     (
+        "530 authentication required (an OAuth login refused)",
+        smtplib.SMTPSenderRefused(530, b"5.7.0 Authentication required", "a@b.c"),
+        TEMPORARY,
+        530,
+        "auth",
+        True,
+        "mail_smtp",
+    ),
+    (
         "550 sender",
         smtplib.SMTPSenderRefused(550, b"5.7.1 Not yours", "a@b.c"),
         PERMANENT,

@@ -10,6 +10,7 @@ from mail_outbound_tools.smtp_diagnosis import (
     FAILED,
     OK,
     SKIPPED,
+    WARNING,
     SmtpConfig,
     diagnose,
     summary,
@@ -255,3 +256,37 @@ def test_no_sender_to_test():
     with LoopbackSmtp() as smtp:
         steps = run(smtp, senders=[])
     assert by_key(steps)["mail_from"][0].fix == "no_sender"
+
+
+@pytest.mark.parametrize(
+    "tokens,status,fix",
+    [
+        ({"me@gmail.example": "token"}, WARNING, "oauth_not_checked"),
+        (None, FAILED, "oauth_not_offered"),
+    ],
+)
+def test_oauth_server_checked_up_to_the_login(certs, tokens, status, fix):
+    """Gmail/Outlook: no token here, so the checklist says what it could not
+    check and stops before MAIL FROM, which would only be refused."""
+    with LoopbackSmtp(tls="starttls", certificate=certs.valid, tokens=tokens) as smtp:
+        config = SmtpConfig(
+            host="localhost",
+            port=smtp.port,
+            encryption="starttls",
+            user="me@gmail.example",
+            cafile=certs.ca,
+            oauth="Gmail",
+        )
+        steps = diagnose(config, SENDERS, "rcpt@destination.example")
+        assert smtp.messages == []
+    assert statuses(steps) == [
+        ("resolve", OK),
+        ("connect", OK),
+        ("ehlo", OK),
+        ("tls", OK),
+        ("auth", status),
+    ]
+    auth = steps[-1]
+    assert auth.fix == fix
+    assert "Gmail" in auth.fix_text()
+    assert summary(steps) == status

@@ -1,0 +1,34 @@
+from odoo import _, models
+from odoo.exceptions import UserError
+
+# Modules that decide, like this one, which server sends a mail and with
+# which From: installed together, each would undo the other's decision.
+EXCLUDED_MODULES = ("mail_outbound_static",)
+
+
+class IrModuleModule(models.Model):
+    _inherit = "ir.module.module"
+
+    def button_install(self):
+        """Refuse mail_outbound_static beside this module, and say why.
+
+        The manifest's ``excludes`` refuses it too (also when this module
+        is the one being installed), with core's shorter message.
+        """
+        for module in self.filtered(lambda m: m.name in EXCLUDED_MODULES):
+            raise UserError(self._get_exclusion_message(module))
+        return super().button_install()
+
+    def _get_exclusion_message(self, module):
+        return _(
+            "%(module)s (%(name)s) cannot be installed beside Mail Outbound "
+            "(mail_outbound): both choose the outgoing server and rewrite the "
+            "From of every mail, each undoing the other's choice. Mail "
+            "Outbound already covers it: a server's FROM Filtering is its "
+            "domain whitelist, and a From it may not send is rewritten to the "
+            "alias domain's notification address (a fixed From: set the alias "
+            "domain's Default From to a full address). Uninstall Mail Outbound "
+            "first to use %(name)s.",
+            module=module.shortdesc,
+            name=module.name,
+        )
