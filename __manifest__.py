@@ -10,7 +10,7 @@
     "development_status": "Beta",
     "maintainers": ["mail-outbound"],
     "depends": ["mail", "base_setup"],
-    "external_dependencies": {"python": []},
+    "external_dependencies": {"python": ["flufl.bounce"]},
     "data": [
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
