@@ -161,7 +161,8 @@ def exim(
         "    host mx.isp.example [192.0.2.25]\r\n"
         f"    SMTP error from remote mail server after RCPT TO:<{recipient}>:\r\n"
         f"    {reply}\r\n\r\n"
-        "------ This is a copy of the message, including all the headers. ------\r\n\r\n"
+        "------ This is a copy of the message, including all the headers. "
+        "------\r\n\r\n"
         + _original(original_from, recipient, message_id)
         + "\r\nHello\r\n"
     )

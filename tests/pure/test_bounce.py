@@ -161,7 +161,8 @@ REPORTS = [
             BOUNCE,
             "carl@isp.example",
             MSGID,
-            reply="550 rejected because 192.0.2.1 is in a black list at zen.spamhaus.org",
+            reply="550 rejected because 192.0.2.1 is in a black list at "
+            "zen.spamhaus.org",
         ),
         "carl@isp.example",
         "failed",
