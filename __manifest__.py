@@ -14,6 +14,8 @@
     "data": [
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
+        "security/mail_delivery_event_security.xml",
+        "security/ir_mail_server_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "views/mail_outbound_routing_preview_views.xml",
@@ -21,6 +23,7 @@
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/mail_delivery_log_views.xml",
+        "views/mail_alias_domain_views.xml",
         "views/res_config_settings_views.xml",
     ],
 }

@@ -1,5 +1,7 @@
 from . import ir_mail_server
 from . import mail_alias_domain
+from . import mail_delivery_event
 from . import mail_delivery_log
 from . import mail_mail
+from . import mail_thread
 from . import res_config_settings

@@ -66,6 +66,21 @@ class IrMailServer(models.Model):
         "server of the same kind, or waits.",
     )
     last_delivery_error = fields.Char(readonly=True)
+    company_id = fields.Many2one(
+        "res.company",
+        index=True,
+        help="The company whose mail this server sends. Empty: shared by all "
+        "companies. A company's mail goes through its own servers, and "
+        "through the shared ones for what none of its servers may send.",
+    )
+    policy_bounce_count = fields.Integer(
+        "Policy Bounces",
+        readonly=True,
+        help="Mails sent by this server that receiving servers refused because "
+        "of the sender (SPF, DKIM, DMARC, blocklists): check the server's "
+        "sending domain and IP address.",
+    )
+    last_policy_bounce = fields.Char(readonly=True)
     is_dedicated_mass_server = fields.Boolean(
         "Dedicated Mass-Mailing Server", compute="_compute_is_dedicated_mass_server"
     )
@@ -179,6 +194,7 @@ class IrMailServer(models.Model):
             from_filter=self.from_filter or "",
             active=self.active,
             traffic=self.outbound_traffic or routing.TRAFFIC_BOTH,
+            company_id=self.company_id.id or None,
         )
 
     @api.model
@@ -278,13 +294,16 @@ class IrMailServer(models.Model):
         alias_domain=None,
         reply_to="",
         traffic=routing.TRAFFIC_TRANSACTIONAL,
+        company=None,
     ):
         """The routing core's :class:`~..tools.routing.Decision` for one From.
 
         A mass mail that names no server goes to the dedicated mass-mailing
         server when there is one, as documented; otherwise to the servers
-        carrying mass mail.
+        carrying mass mail. Only ``company``'s servers (default: the current
+        company) and the shared ones are considered.
         """
+        company = company or self.env.company
         if traffic == routing.TRAFFIC_MASS and not fixed_server:
             fixed_server = self._get_dedicated_mass_server() or None
         return routing.route(
@@ -296,6 +315,7 @@ class IrMailServer(models.Model):
             reply_to=reply_to or "",
             enforce_fixed_filter=self._is_fixed_filter_enforced(),
             traffic=traffic,
+            company_id=company.id,
         )
 
     @api.model
@@ -568,7 +588,10 @@ class IrMailServer(models.Model):
             self.outbound_traffic == "mass" or self == self._get_dedicated_mass_server()
         )
         traffic = routing.TRAFFIC_MASS if mass else routing.TRAFFIC_TRANSACTIONAL
-        ordered = routing.sort_servers(self._get_routing_servers())
+        ordered = routing.failover_scope(
+            self._get_routing_server(),
+            routing.sort_servers(self._get_routing_servers()),
+        )
         others = [s.id for s in ordered if s.carries(traffic) and s.id != self.id]
         candidates = self | self.browse(others)
         return candidates.filtered(
@@ -612,6 +635,19 @@ class IrMailServer(models.Model):
             failure.text,
             f"; paused until {open_until}" if open_until else "",
         )
+
+    def _count_policy_bounce(self, reason):
+        """A receiving server refused a mail this server sent because of the
+        sender: counted here, not against the recipient."""
+        if self:
+            # one statement: two reports processed at once both count
+            self.env.cr.execute(
+                "UPDATE ir_mail_server SET policy_bounce_count = "
+                "COALESCE(policy_bounce_count, 0) + 1, last_policy_bounce = %s "
+                "WHERE id IN %s",
+                ((reason or "")[:500], tuple(self.ids)),
+            )
+            self.invalidate_recordset(["policy_bounce_count", "last_policy_bounce"])
 
     def _record_server_success(self):
         if self.delivery_failures or self.unhealthy_until:
@@ -700,7 +736,10 @@ class IrMailServer(models.Model):
         mail_server_id = kwargs.get("mail_server_id")
         if mail_server_id and not kwargs.get("smtp_session"):
             server = self.sudo().browse(mail_server_id)
-            decision = self._get_routing_decision(message["From"], fixed_server=server)
+            # the caller named the server: route within its company
+            decision = self._get_routing_decision(
+                message["From"], fixed_server=server, company=server.company_id
+            )
             if decision.rewritten:
                 smtp_session = self.connect(
                     mail_server_id=mail_server_id,

@@ -1,3 +1,5 @@
+from . import test_bounce
+from . import test_company_servers
 from . import test_connection_test
 from . import test_delivery
 from . import test_port_policy
