@@ -3,5 +3,6 @@ from . import mail_alias_domain
 from . import mail_delivery_event
 from . import mail_delivery_log
 from . import mail_mail
+from . import mail_notification
 from . import mail_thread
 from . import res_config_settings

@@ -126,11 +126,14 @@ class MailThread(models.AbstractModel):
 
     @api.model
     def _mark_bounced_notifications(self, message_dict, entry):
-        """The red envelope: the class and the diagnostic in plain words."""
+        """The red envelope: the class and the diagnostic in plain words,
+        then the report itself as core keeps it."""
         partners = message_dict.get("bounced_partner")
         bounced_message = message_dict.get("bounced_message")
         if not (partners and bounced_message):
             return
+        reason = bounce.describe(entry, translate=self.env._)
+        report = tools.html2plaintext(message_dict.get("body") or "").strip()
         self.env["mail.notification"].sudo().search(
             [
                 ("mail_message_id", "=", bounced_message.id),
@@ -139,7 +142,7 @@ class MailThread(models.AbstractModel):
         ).write(
             {
                 "failure_type": "mail_bounce",
-                "failure_reason": bounce.describe(entry, translate=self.env._),
+                "failure_reason": f"{reason}\n\n{report}" if report else reason,
                 "notification_status": "bounce",
             }
         )
@@ -152,7 +155,7 @@ class MailThread(models.AbstractModel):
         if not value:
             return DEFAULT_BLACKLIST_AFTER
         try:
-            return max(int(value), 0)
+            limit = int(value)
         except ValueError:
             # a typo in a system parameter must not stop the mail gateway
             _logger.warning(
@@ -162,6 +165,10 @@ class MailThread(models.AbstractModel):
                 DEFAULT_BLACKLIST_AFTER,
             )
             return DEFAULT_BLACKLIST_AFTER
+        if limit < 0:
+            _logger.warning("%s is %r, below 0: never blacklisting", key, value)
+            return 0
+        return limit
 
     @api.model
     def _blacklist_after_hard_bounces(self, message_dict, entry):

@@ -59,6 +59,14 @@ class TestBounce(MailOutboundSmtpCase):
         self.assertIn("Hard bounce", notification.failure_reason)
         self.assertIn("5.1.1: the mailbox does not exist", notification.failure_reason)
         self.assertIn("does not exist. Please try", notification.failure_reason)
+        # the report itself follows, as core keeps it
+        self.assertIn("Address not found", notification.failure_reason)
+        # the red envelope's resend dialog: the explanation, not only "Bounce"
+        self.assertTrue(
+            notification.format_failure_reason().startswith(
+                "Bounce: Hard bounce: the address does not exist"
+            )
+        )
         (event,) = self.log(message_id).event_ids
         self.assertEqual(
             (event.bounce_class, event.status, event.action, event.recipient),
@@ -166,9 +174,15 @@ class TestBounce(MailOutboundSmtpCase):
     def test_blacklist_setting_typo_logs_and_falls_back(self):
         Thread = self.env["mail.thread"]
         params = self.env["ir.config_parameter"].sudo()
-        for value, expected in (("3", 3), ("0", 0), ("-2", 0)):
+        for value, expected in (("3", 3), ("0", 0), ("", 5)):
             params.set_param("mail_outbound.bounce_blacklist_after", value)
             self.assertEqual(Thread._get_bounce_blacklist_after(), expected)
+        params.set_param("mail_outbound.bounce_blacklist_after", "-2")
+        with self.assertLogs(
+            "odoo.addons.mail_outbound.models.mail_thread", "WARNING"
+        ) as logs:
+            self.assertEqual(Thread._get_bounce_blacklist_after(), 0)
+        self.assertIn("below 0: never blacklisting", logs.output[0])
         params.set_param("mail_outbound.bounce_blacklist_after", "five")
         with self.assertLogs(
             "odoo.addons.mail_outbound.models.mail_thread", "WARNING"

@@ -29,10 +29,13 @@ Plain Python, no Odoo: the Odoo layer turns a received message into a
 import email
 import email.message
 import email.policy
+import logging
 import re
 from dataclasses import dataclass
 
 from flufl.bounce import all_failures
+
+_logger = logging.getLogger(__name__)
 
 
 def _lt(source):
@@ -324,7 +327,11 @@ def _dsn_entries(message):
 
 
 def _detector_entries(message):
-    temporary, permanent = all_failures(message)
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - one odd report must not stop the gateway
+        _logger.warning("flufl.bounce could not read a report", exc_info=True)
+        return []
     if not (temporary or permanent):
         return []
     diagnostic = _first_status_line(message)

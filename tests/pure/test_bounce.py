@@ -256,3 +256,17 @@ def test_describe_translates_templates_and_fills_after():
     assert text.startswith("[ro] Soft bounce")
     assert "(5.2.2: [ro] the mailbox is full)" in text
     assert text.endswith("[ro] The receiving server said: full")
+
+
+def test_a_detector_crash_is_no_report(monkeypatch, caplog):
+    import mail_outbound_tools.bounce as module
+
+    def broken(message):
+        raise ValueError("detector bug")
+
+    monkeypatch.setattr(module, "all_failures", broken)
+    report = parse(bounce_samples.exim(BOUNCE, "a@b.example", MSGID))
+    assert report.recipients == ()
+    assert "flufl.bounce could not read a report" in caplog.text
+    # RFC 3464 reports do not need the detectors
+    assert parse(bounce_samples.gmail(BOUNCE, "a@b.example", MSGID)).recipients
