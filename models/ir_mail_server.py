@@ -105,6 +105,23 @@ class IrMailServer(models.Model):
                     self._from_filter_error_message(server, error)
                 ) from error
 
+    @api.constrains("company_id")
+    def _check_company_id(self):
+        """A company's administrator binds servers to their own companies only."""
+        if self.env.su:
+            return
+        allowed = self.env.user.company_ids
+        for server in self:
+            if server.company_id and server.company_id not in allowed:
+                raise ValidationError(
+                    _(
+                        "%(server)s: you cannot bind a server to %(company)s, "
+                        "which is not one of your companies (field Company).",
+                        server=server.name,
+                        company=server.company_id.name,
+                    )
+                )
+
     @api.constrains("smtp_port", "smtp_authentication", "active")
     def _check_smtp_port_not_blocked(self):
         blocked = self._get_blocked_ports()

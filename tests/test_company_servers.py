@@ -6,7 +6,7 @@ company scope it would take company A's mail. Every test compares what the
 records say with what each SMTP server really received.
 """
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import Form, new_test_user, tagged
 
 from .common import MailOutboundSmtpCase
@@ -168,6 +168,13 @@ class TestCompanyServers(MailOutboundSmtpCase):
         self.assertNotIn(self.server_b, visible)
         with self.assertRaises(AccessError):
             self.server_b.with_user(admin_a).read(["smtp_pass"])
+        with self.assertRaises(AccessError):
+            self.server_b.with_user(admin_a).write({"company_id": False})
+        with self.assertRaisesRegex(ValidationError, "not one of your companies"):
+            Server.create({"name": "Sneaky", "company_id": self.company_b.id})
+        with self.assertRaisesRegex(ValidationError, "not one of your companies"):
+            self.server_a.with_user(admin_a).write({"company_id": self.company_b.id})
+        self.assertEqual(self.server_b.company_id, self.company_b)
         logs = self.env["mail.delivery.log"].with_user(admin_a).search([])
         self.assertTrue(logs)
         self.assertEqual(set(logs.company_id.ids), {self.company_a.id})
