@@ -15,7 +15,6 @@
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
         "security/mail_delivery_event_security.xml",
-        "security/ir_mail_server_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "views/mail_outbound_routing_preview_views.xml",

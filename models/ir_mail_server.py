@@ -1,5 +1,6 @@
 import base64
 import dataclasses
+import functools
 import logging
 import os
 import smtplib
@@ -8,6 +9,7 @@ from email.utils import getaddresses
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.osv import expression
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
@@ -104,6 +106,38 @@ class IrMailServer(models.Model):
                 raise ValidationError(
                     self._from_filter_error_message(server, error)
                 ) from error
+
+    # The multi-company rule, in code rather than an ir.rule: a rule naming
+    # company_id breaks Odoo's own at_install mail tests, which create and
+    # write servers while this addon's field is not loaded yet.
+
+    @api.model
+    def _get_company_access_domain(self):
+        """Servers of the current user's companies, and the shared ones."""
+        return [
+            "|",
+            ("company_id", "=", False),
+            ("company_id", "in", self.env.companies.ids),
+        ]
+
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None):
+        if not self.env.su:
+            domain = expression.AND([domain or [], self._get_company_access_domain()])
+        return super()._search(domain, offset=offset, limit=limit, order=order)
+
+    def _check_access(self, operation):
+        result = super()._check_access(operation)
+        if result or self.env.su or operation == "create" or not any(self._ids):
+            # create: _check_company_id names the field
+            return result
+        allowed = self.sudo().filtered_domain(self._get_company_access_domain())
+        forbidden = self - allowed.with_env(self.env)
+        if forbidden:
+            return forbidden, functools.partial(
+                self.env["ir.rule"]._make_access_error, operation, forbidden
+            )
+        return None
 
     @api.constrains("company_id")
     def _check_company_id(self):
