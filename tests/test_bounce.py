@@ -7,7 +7,7 @@ shaped like Gmail's, Microsoft 365's or Exim's to the bounce alias with
 nobody (soft, delayed) or the sending server and domain (policy).
 """
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -170,6 +170,17 @@ class TestBounce(MailOutboundSmtpCase):
             .sudo()
             .search([("email", "=", "nobody@gmail.example")])
         )
+
+    def test_blacklist_setting_in_settings(self):
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.mail_outbound_bounce_blacklist_after, 5)
+        settings.mail_outbound_bounce_blacklist_after = 0
+        settings.execute()
+        self.assertEqual(self.env["mail.thread"]._get_bounce_blacklist_after(), 0)
+        with self.assertRaisesRegex(ValidationError, "Blacklist After Hard Bounces"):
+            self.env["res.config.settings"].create(
+                {"mail_outbound_bounce_blacklist_after": -1}
+            )
 
     def test_blacklist_setting_typo_logs_and_falls_back(self):
         Thread = self.env["mail.thread"]
