@@ -153,7 +153,8 @@ class MailThread(models.AbstractModel):
         key = "mail_outbound.bounce_blacklist_after"
         value = self.env["ir.config_parameter"].sudo().get_param(key)
         if not value:
-            return DEFAULT_BLACKLIST_AFTER
+            # Settings removes the parameter for 0 (never); install sets 5
+            return 0
         try:
             limit = int(value)
         except ValueError:

@@ -101,8 +101,8 @@ class ResConfigSettings(models.TransientModel):
 
     mail_outbound_bounce_blacklist_after = fields.Integer(
         "Blacklist After Hard Bounces",
+        # no default: Settings stores 0 as no parameter, which must read as 0
         config_parameter="mail_outbound.bounce_blacklist_after",
-        default=5,
         help="An address whose mails bounced this many times for good (the "
         "address does not exist) goes to the blacklist used by mass mailings. "
         "Soft and policy bounces never count. 0: never.",

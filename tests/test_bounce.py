@@ -172,11 +172,18 @@ class TestBounce(MailOutboundSmtpCase):
         )
 
     def test_blacklist_setting_in_settings(self):
+        # installed with 5
+        self.assertEqual(self.env["mail.thread"]._get_bounce_blacklist_after(), 5)
         settings = self.env["res.config.settings"].create({})
         self.assertEqual(settings.mail_outbound_bounce_blacklist_after, 5)
-        settings.mail_outbound_bounce_blacklist_after = 0
-        settings.execute()
-        self.assertEqual(self.env["mail.thread"]._get_bounce_blacklist_after(), 0)
+        for value in (3, 0):
+            settings.mail_outbound_bounce_blacklist_after = value
+            settings.execute()
+            self.assertEqual(
+                self.env["mail.thread"]._get_bounce_blacklist_after(), value
+            )
+            settings = self.env["res.config.settings"].create({})
+            self.assertEqual(settings.mail_outbound_bounce_blacklist_after, value)
         with self.assertRaisesRegex(ValidationError, "Blacklist After Hard Bounces"):
             self.env["res.config.settings"].create(
                 {"mail_outbound_bounce_blacklist_after": -1}
@@ -185,7 +192,7 @@ class TestBounce(MailOutboundSmtpCase):
     def test_blacklist_setting_typo_logs_and_falls_back(self):
         Thread = self.env["mail.thread"]
         params = self.env["ir.config_parameter"].sudo()
-        for value, expected in (("3", 3), ("0", 0), ("", 5)):
+        for value, expected in (("3", 3), ("0", 0), ("", 0)):
             params.set_param("mail_outbound.bounce_blacklist_after", value)
             self.assertEqual(Thread._get_bounce_blacklist_after(), expected)
         params.set_param("mail_outbound.bounce_blacklist_after", "-2")
