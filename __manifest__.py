@@ -13,11 +13,19 @@
     # both choose the server and rewrite the From (issue #14, README)
     "excludes": ["mail_outbound_static"],
     "external_dependencies": {
-        "python": ["dnspython", "dkimpy", "pyspf", "publicsuffixlist", "pynacl"]
+        "python": [
+            "dnspython",
+            "dkimpy",
+            "pyspf",
+            "publicsuffixlist",
+            "pynacl",
+            "flufl.bounce",
+        ]
     },
     "data": [
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
+        "security/mail_delivery_event_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "data/mail_alias_domain_data.xml",
@@ -26,6 +34,7 @@
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/mail_delivery_log_views.xml",
+        "views/mail_alias_domain_views.xml",
         "views/res_config_settings_views.xml",
         "views/mail_outbound_dkim_key_views.xml",
         "views/mail_alias_domain_views.xml",

@@ -2,6 +2,7 @@ from . import ir_mail_server
 from . import ir_mail_server_dkim
 from . import ir_module_module
 from . import mail_alias_domain
+from . import mail_delivery_event
 from . import mail_delivery_log
 from . import mail_mail
 from . import mail_mail_coexistence
@@ -9,5 +10,7 @@ from . import mail_mail_dmarc
 from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
 from . import mail_outbound_sending_address
+from . import mail_notification
+from . import mail_thread
 from . import res_config_settings
 from . import res_config_settings_readiness

@@ -52,6 +52,7 @@ class MailDeliveryLog(models.Model):
     )
     duration_ms = fields.Integer("Duration (ms)", aggregator="avg")
     company_id = fields.Many2one("res.company", index=True)
+    event_ids = fields.One2many("mail.delivery.event", "log_id", "Events")
 
     @api.model
     def _write_attempts(self, tracker):
@@ -125,6 +126,16 @@ class MailDeliveryLog(models.Model):
         )
         self.env.cr.execute(query)
         self.invalidate_model()
+
+    @api.model
+    def _find_answered_attempt(self, message_ids):
+        """The attempt a report about ``message_ids`` answers: the latest
+        accepted one, else the latest one."""
+        message_ids = [mid for mid in message_ids if mid]
+        if not message_ids:
+            return self.browse()
+        logs = self.sudo().search([("message_id", "in", message_ids)])
+        return (logs.filtered(lambda log: log.outcome == "sent") or logs)[:1]
 
     @api.model
     def _count_sent(self, since, server_ids=None):

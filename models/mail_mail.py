@@ -635,10 +635,19 @@ class MailMail(models.Model):
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker is not None and len(self) == 1:
             tracker.current_mail_id = self.id
-        return super()._prepare_outgoing_list(
+        emails = super()._prepare_outgoing_list(
             mail_server=mail_server,
             recipients_follower_status=recipients_follower_status,
         )
+        if not self.record_alias_domain_id:
+            # core's default Return-Path is the queue runner's company's bounce
+            # address: a mail without a document bounces to its own company
+            runner_bounce = self.env.company.bounce_email
+            bounce = self._get_outbound_company().bounce_email
+            for email in emails:
+                if bounce and email["headers"].get("Return-Path") == runner_bounce:
+                    email["headers"]["Return-Path"] = bounce
+        return emails
 
     def _postprocess_sent_message(
         self, success_pids, failure_reason=False, failure_type=None
@@ -723,7 +732,7 @@ class MailMail(models.Model):
                     # per-mail commits empty the cache
                     tracker.decisions[mail.id] = (
                         decision,
-                        mail.record_company_id.id,
+                        mail._get_outbound_company().id,
                         mail.delivery_attempts,
                     )
                 session_key = (
@@ -859,7 +868,9 @@ class MailMail(models.Model):
                 emails_from = tools.mail.email_split_and_format(raw)
                 formatted[raw] = emails_from[0] if emails_from else raw
             email_from = formatted[raw]
+            company = mail._get_outbound_company()
             key = (
+                company.id,
                 email_from,
                 mail.mail_server_id.id,
                 mail.record_alias_domain_id.id,
@@ -871,13 +882,28 @@ class MailMail(models.Model):
                     email_from,
                     mail_servers=servers,
                     fixed_server=mail.mail_server_id.sudo() or None,
-                    alias_domain=mail.record_alias_domain_id.sudo() or None,
+                    # a mail without a document: its company's alias domain
+                    alias_domain=(
+                        mail.record_alias_domain_id or company.alias_domain_id
+                    ).sudo()
+                    or None,
                     reply_to=mail.reply_to,
                     traffic=mail.routing_traffic or routing.TRAFFIC_TRANSACTIONAL,
+                    company=company,
                 )
             return memo[key]
 
         return decide
+
+    def _get_outbound_company(self):
+        """The company this mail is sent for: its document's, else its
+        author's (the user who created it), never the queue runner's."""
+        self.ensure_one()
+        return (
+            self.record_company_id
+            or self.sudo().create_uid.company_id
+            or self.env.company
+        )
 
     def _prepare_routing_values(self, decision):
         return {
@@ -1025,7 +1051,8 @@ class MailMail(models.Model):
         else:  # decided by another run (a deferral at the start of this one)
             decided_server = self.routing_server_id.id or self.mail_server_id.id
             sent_as, traffic = self.routing_email_from, self.routing_traffic
-            company_id, attempt = self.record_company_id.id, self.delivery_attempts
+            company_id = self._get_outbound_company().id
+            attempt = self.delivery_attempts
         server_id = (
             (last.server_id if last else None)
             or (tracker.failover[1] if tracker.failover else None)

@@ -99,6 +99,25 @@ class ResConfigSettings(models.TransientModel):
         "for this long after its first attempt; then it fails.",
     )
 
+    mail_outbound_bounce_blacklist_after = fields.Integer(
+        "Blacklist After Hard Bounces",
+        # no default: Settings stores 0 as no parameter, which must read as 0
+        config_parameter="mail_outbound.bounce_blacklist_after",
+        help="An address whose mails bounced this many times for good (the "
+        "address does not exist) goes to the blacklist used by mass mailings. "
+        "Soft and policy bounces never count. 0: never.",
+    )
+
+    @api.constrains("mail_outbound_bounce_blacklist_after")
+    def _check_mail_outbound_bounce_blacklist_after(self):
+        if any(settings.mail_outbound_bounce_blacklist_after < 0 for settings in self):
+            raise ValidationError(
+                _(
+                    "Blacklist After Hard Bounces: type 0 to never blacklist, or "
+                    "a number of hard bounces, e.g. 5."
+                )
+            )
+
     @api.constrains("mail_outbound_daily_limit", "mail_outbound_retry_lifetime_days")
     def _check_mail_outbound_delivery_settings(self):
         for settings in self:

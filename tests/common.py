@@ -67,6 +67,21 @@ class MailOutboundCase(TransactionCase):
         )
 
     @classmethod
+    def create_company_with_domain(cls, name, domain):
+        """A company on its own alias domain (bounce, catchall, notifications)."""
+        alias_domain = cls.env["mail.alias.domain"].create(
+            {
+                "name": domain,
+                "bounce_alias": "bounce",
+                "catchall_alias": "catchall",
+                "default_from": "notifications",
+            }
+        )
+        return cls.env["res.company"].create(
+            {"name": name, "alias_domain_id": alias_domain.id}
+        )
+
+    @classmethod
     def set_enforce_fixed_filter(cls, enforce):
         cls.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.enforce_fixed_server_filter", str(bool(enforce))
@@ -144,6 +159,30 @@ class MailOutboundSmtpCase(MailOutboundCase):
         )
         self.env["mail.mail"].process_email_queue(ids=mail.ids)
         return mail
+
+    def post_and_send(self, record, partners, subject="mail_outbound test"):
+        """Post on ``record``'s chatter to ``partners`` and run the real queue:
+        the path of a customer notification. Returns the mail.message."""
+        message = record.message_post(
+            body="<p>Hello</p>",
+            subject=subject,
+            partner_ids=partners.ids,
+            message_type="comment",
+            subtype_xmlid="mail.mt_comment",
+            # through the queue, and kept, to compare it with what was received
+            force_send=False,
+            mail_auto_delete=False,
+        )
+        mails = (
+            self.env["mail.mail"].sudo().search([("mail_message_id", "=", message.id)])
+        )
+        mails.auto_delete = False
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        return message
+
+    def receive(self, raw):
+        """``raw`` through Odoo's real mail gateway, as the fetchmail cron does."""
+        return self.env["mail.thread"].sudo().message_process(False, raw)
 
     def assertAddress(self, header, name, address):
         """``header`` (a parsed From/Reply-To) holds exactly ``name <address>``.

@@ -34,6 +34,13 @@ server's filter does not allow: it is rewritten to the notification address
 (``fixed_*`` rules), where core sends it unchanged. Without it the From is
 kept as core does (``fixed_unenforced``), with a warning: Odoo's own test
 suite relies on that behaviour, so it stays the default.
+
+Servers may belong to a company (``Server.company_id``; ``None``: shared by
+all). Given the mail's company, the routing considers only that company's
+servers and the shared ones, the company's own first (then the documented
+order): a shared server takes what none of the company's servers may send.
+A named server of another company is not used; the mail is routed as if it
+named none (``fixed_other_company`` warning).
 """
 
 from dataclasses import dataclass, field
@@ -133,6 +140,11 @@ WARNINGS = {
         "The message has no sender address and no notification address is "
         "configured: set a Default From on the company's alias domain."
     ),
+    "fixed_other_company": _lt(
+        "The message asks for %(fixed_server)s, which belongs to another "
+        "company: it was routed among its company's servers and the shared "
+        "ones instead."
+    ),
     "no_server_for_traffic": _lt(
         "No active server carries %(traffic)s mail, so every active server "
         "was considered: mark one server for this kind of mail."
@@ -150,6 +162,7 @@ class Server:
     from_filter: str = ""
     active: bool = True
     traffic: str = TRAFFIC_BOTH
+    company_id: int | None = None
 
     def order_key(self):
         """Documented order: priority, then name, then id for stability."""
@@ -157,6 +170,10 @@ class Server:
 
     def carries(self, traffic):
         return self.traffic == TRAFFIC_BOTH or self.traffic == traffic
+
+    def serves(self, company_id):
+        """Shared, or bound to ``company_id`` (``None``: no company given)."""
+        return company_id is None or self.company_id in (None, company_id)
 
 
 @dataclass(frozen=True)
@@ -216,9 +233,25 @@ def explain(decision, translate=None):
     return " ".join(translate(template) % decision.params for template in templates)
 
 
-def sort_servers(servers):
-    """Active servers in the documented order."""
-    return sorted((s for s in servers if s.active), key=Server.order_key)
+def sort_servers(servers, company_id=None):
+    """Active servers in the documented order.
+
+    With ``company_id``: only that company's servers, then the shared ones.
+    """
+    return sorted(
+        (s for s in servers if s.active and s.serves(company_id)),
+        key=lambda s: (company_id is not None and s.company_id is None, s.order_key()),
+    )
+
+
+def failover_scope(server, servers):
+    """The servers a batch on ``server`` may fail over to.
+
+    A batch carries mails of the server's company (or, on a shared server,
+    possibly of several): a company's server fails over to that company's
+    servers and the shared ones, a shared server to shared servers only.
+    """
+    return [s for s in servers if s.company_id in (None, server.company_id)]
 
 
 def route(
@@ -231,6 +264,7 @@ def route(
     reply_to="",
     traffic=TRAFFIC_TRANSACTIONAL,
     enforce_fixed_filter=True,
+    company_id=None,
 ):
     """Decide the server and the From for one message.
 
@@ -247,19 +281,26 @@ def route(
         that traffic are considered
     :param bool enforce_fixed_filter: rewrite a From that ``fixed_server``'s
         filter refuses (else keep it, as core does, with a warning)
+    :param int company_id: the mail's company: only its servers and the
+        shared ones are used (``None``: every server)
     :rtype: Decision
     """
     _name, address = parse_address(email_from)
     notification = identity.notification_email or ""
     forced = bool(identity.forced and notification)
     warnings = []
+    fixed_params = {}
+    if fixed_server is not None and not fixed_server.serves(company_id):
+        warnings.append("fixed_other_company")
+        fixed_params["fixed_server"] = fixed_server.name
+        fixed_server = None
 
     if fixed_server is not None:
         rule, server = _route_fixed(fixed_server, address, notification, forced)
         if rule != "fixed_from" and address and not enforce_fixed_filter:
             rule = "fixed_unenforced"
     else:
-        candidates = sort_servers(servers)
+        candidates = sort_servers(servers, company_id)
         of_traffic = [s for s in candidates if s.carries(traffic)]
         if candidates and not of_traffic:
             warnings.append("no_server_for_traffic")
@@ -304,6 +345,7 @@ def route(
         "sent_as": sent_as,
         "sent_domain": sent_as.rpartition("@")[2],
         "traffic": traffic,
+        **fixed_params,
     }
     return Decision(
         rule=rule,

@@ -30,6 +30,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
     mail_server_id = fields.Many2one(
         "ir.mail_server",
         "Requested Server",
+        domain="['|', ('company_id', '=', False), ('company_id', '=', company_id)]",
         help="A server the mail asks for (a template's or a mailing's). Empty: "
         "the routing chooses.",
     )
@@ -82,6 +83,8 @@ class MailOutboundRoutingPreview(models.TransientModel):
                 alias_domain=alias_domain or None,
                 reply_to=reply_to,
                 traffic=preview.traffic,
+                # the company's servers and the shared ones
+                company=company,
             )
             preview.result_server = decision.server_name or _(
                 "Command-line server (odoo-bin options)"
