@@ -34,7 +34,6 @@
         "views/ir_mail_server_views.xml",
         "views/mail_mail_views.xml",
         "views/mail_delivery_log_views.xml",
-        "views/mail_alias_domain_views.xml",
         "views/res_config_settings_views.xml",
         "views/mail_outbound_dkim_key_views.xml",
         "views/mail_alias_domain_views.xml",
