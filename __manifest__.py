@@ -16,11 +16,19 @@
         "security/mail_delivery_log_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
+        "data/mail_outbound_provider_preset_data.xml",
         "views/mail_outbound_routing_preview_views.xml",
         "views/mail_outbound_connection_test_views.xml",
-        "views/ir_mail_server_views.xml",
-        "views/mail_mail_views.xml",
         "views/mail_delivery_log_views.xml",
+        "views/ir_mail_server_health_views.xml",
+        "views/ir_mail_server_views.xml",
+        "views/mail_outbound_provider_preset_views.xml",
+        "views/mail_mail_views.xml",
         "views/res_config_settings_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "mail_outbound/static/tests/tours/*.js",
+        ],
+    },
 }

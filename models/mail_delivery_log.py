@@ -33,6 +33,9 @@ class MailDeliveryLog(models.Model):
     )
     server_name = fields.Char(help="Kept when the server record is deleted.")
     email_from = fields.Char("Sent As")
+    recipients = fields.Char(
+        "To", help="The mail's recipients (To, Cc and followers notified)."
+    )
     recipient_count = fields.Integer("Recipients")
     traffic = fields.Selection(
         [("transactional", "Transactional"), ("mass", "Mass Mailing")]
@@ -100,6 +103,7 @@ class MailDeliveryLog(models.Model):
             "mail_server_id",
             "server_name",
             "email_from",
+            "recipients",
             "recipient_count",
             "traffic",
             "attempt",

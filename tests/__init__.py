@@ -3,4 +3,6 @@ from . import test_delivery
 from . import test_port_policy
 from . import test_routing_config
 from . import test_routing_send
+from . import test_server_health
+from . import test_tour
 from . import test_traffic
