@@ -142,8 +142,16 @@ class IrMailServer(models.Model):
             Log._read_group(
                 [
                     ("mail_server_id", "in", self.ids),
-                    ("outcome", "in", ("failed", "deferred")),
                     ("create_date", ">=", now - timedelta(hours=24)),
+                    # a mail waiting for a limit is no failure: it has neither
+                    # a reply code nor a conversation's duration
+                    "|",
+                    ("outcome", "=", "failed"),
+                    "&",
+                    ("outcome", "=", "deferred"),
+                    "|",
+                    ("smtp_code", "!=", 0),
+                    ("duration_ms", ">", 0),
                 ],
                 ["mail_server_id"],
                 ["__count"],

@@ -34,7 +34,7 @@ class MailDeliveryLog(models.Model):
     server_name = fields.Char(help="Kept when the server record is deleted.")
     email_from = fields.Char("Sent As")
     recipients = fields.Char(
-        "To", help="The mail's recipients (To, Cc and followers notified)."
+        "To", help="The mail's recipients: its To addresses and the partners it notifies."
     )
     recipient_count = fields.Integer("Recipients")
     traffic = fields.Selection(

@@ -109,6 +109,25 @@ class TestServerHealth(MailOutboundCase):
             f"5 mails at 2 a day: done on {day.day} {day.strftime('%b')}",
         )
 
+    def test_failures_leave_out_mail_waiting_for_a_limit(self):
+        log = {"mail_server_id": self.server.id, "attempt": 1}
+        self.env["mail.delivery.log"]._insert(
+            [
+                {**log, "outcome": "failed", "smtp_code": 550, "duration_ms": 12},
+                {**log, "outcome": "deferred", "smtp_code": 421, "duration_ms": 8},
+                {
+                    **log,
+                    "outcome": "deferred",
+                    "smtp_reply": "refused",
+                    "duration_ms": 3,
+                },
+                # over the daily limit: no conversation, no code
+                {**log, "outcome": "deferred", "smtp_reply": "daily limit"},
+                {**log, "outcome": "sent", "smtp_code": 250, "duration_ms": 5},
+            ]
+        )
+        self.assertEqual(self.server.failures_24h, 3)
+
     def test_circuit_state_is_never_stale(self):
         now = fields.Datetime.now()
         self.server.write(
