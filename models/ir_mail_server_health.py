@@ -143,15 +143,9 @@ class IrMailServer(models.Model):
                 [
                     ("mail_server_id", "in", self.ids),
                     ("create_date", ">=", now - timedelta(hours=24)),
-                    # a mail waiting for a limit is no failure: it has neither
-                    # a reply code nor a conversation's duration
-                    "|",
-                    ("outcome", "=", "failed"),
-                    "&",
-                    ("outcome", "=", "deferred"),
-                    "|",
-                    ("smtp_code", "!=", 0),
-                    ("duration_ms", ">", 0),
+                    # a mail waiting for a limit is no failure
+                    ("outcome", "in", ("failed", "deferred")),
+                    ("failure_stage", "!=", "limit"),
                 ],
                 ["mail_server_id"],
                 ["__count"],

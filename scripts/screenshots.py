@@ -64,9 +64,7 @@ class Odoo:
 def load(odoo):
     """A day's load: the relay at its limit, a newsletter server down."""
     relay = odoo.call("ir.mail_server", "search", [("name", "=", "example.com relay")])
-    if odoo.call(
-        "ir.mail_server", "search", [("name", "=", "Mailjet (newsletters)")]
-    ):
+    if odoo.call("ir.mail_server", "search", [("name", "=", "Mailjet (newsletters)")]):
         return relay[0]  # loaded by an earlier run
     odoo.call("ir.mail_server", "write", relay, {"daily_limit": 500})
     fallback = odoo.call("ir.mail_server", "search", [("name", "=", "Fallback relay")])
@@ -154,7 +152,7 @@ class Browser:
                 "--hide-scrollbars",
                 "--remote-debugging-port=0",
                 f"--user-data-dir={self.profile}",
-                "--window-size=1400,900",
+                "--window-size=1400,1050",
                 "about:blank",
             ],
             stdout=subprocess.DEVNULL,
@@ -170,7 +168,7 @@ class Browser:
         pages = requests.get(f"http://127.0.0.1:{port}/json", timeout=10).json()
         page = next(p for p in pages if p["type"] == "page")
         self.ws = websocket.create_connection(
-            page["webSocketDebuggerUrl"], timeout=TIMEOUT
+            page["webSocketDebuggerUrl"], timeout=TIMEOUT, suppress_origin=True
         )
         self.id = 0
         self.odoo = odoo

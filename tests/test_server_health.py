@@ -6,7 +6,7 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import Form, tagged
 
-from .common import MailOutboundCase
+from .common import MailOutboundCase, MailOutboundSmtpCase
 
 
 @tagged("post_install", "-at_install", "mail_outbound")
@@ -115,14 +115,10 @@ class TestServerHealth(MailOutboundCase):
             [
                 {**log, "outcome": "failed", "smtp_code": 550, "duration_ms": 12},
                 {**log, "outcome": "deferred", "smtp_code": 421, "duration_ms": 8},
-                {
-                    **log,
-                    "outcome": "deferred",
-                    "smtp_reply": "refused",
-                    "duration_ms": 3,
-                },
-                # over the daily limit: no conversation, no code
-                {**log, "outcome": "deferred", "smtp_reply": "daily limit"},
+                # a refused connection on loopback: no code, not even 1 ms
+                {**log, "outcome": "deferred", "failure_stage": "connect"},
+                # over the daily limit: waiting is no failure
+                {**log, "outcome": "deferred", "failure_stage": "limit"},
                 {**log, "outcome": "sent", "smtp_code": 250, "duration_ms": 5},
             ]
         )
@@ -184,3 +180,42 @@ class TestServerHealth(MailOutboundCase):
         )
         action = self.server.action_view_delivery_log()
         self.assertEqual(action["domain"], [("mail_server_id", "=", self.server.id)])
+
+
+@tagged("post_install", "-at_install", "mail_outbound")
+class TestServerHealthQueue(MailOutboundSmtpCase):
+    def test_real_queue_limit_and_refusal(self):
+        smtp, server = self.start_smtp_server("Limited", "example.com", daily_limit=1)
+        mails = self.env["mail.mail"].create(
+            [
+                {
+                    "email_from": "someone@example.com",
+                    "email_to": f"c{n}@destination.example",
+                    "subject": "limited",
+                    "auto_delete": False,
+                }
+                for n in range(3)
+            ]
+        )
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        self.received(smtp, 1)
+        logs = self.env["mail.delivery.log"].search(
+            [("mail_server_id", "=", server.id)]
+        )
+        self.assertEqual(
+            sorted(logs.mapped(lambda log: (log.outcome, log.failure_stage or ""))),
+            [("deferred", "limit"), ("deferred", "limit"), ("sent", "")],
+        )
+        self.assertIn("c0@destination.example", logs.mapped("recipients"))
+        server.invalidate_recordset()
+        self.assertEqual(server.failures_24h, 0)
+        self.assertEqual((server.queue_due, server.queue_deferred), (0, 2))
+        self.assertEqual(server.usage_display, "1 / 1")
+        # the server now refuses every sender: a real failure, counted
+        smtp.script("mail", 451, "4.3.0 Try later")
+        mails.filtered(lambda mail: mail.state == "outgoing").scheduled_date = False
+        self.env["mail.delivery.log"].search([]).unlink()
+        server.daily_limit = 0
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        server.invalidate_recordset()
+        self.assertEqual(server.failures_24h, 2)

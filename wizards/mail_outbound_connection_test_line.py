@@ -12,7 +12,7 @@ class MailOutboundConnectionTestLine(models.TransientModel):
         "mail.outbound.connection.test", required=True, ondelete="cascade"
     )
     sequence = fields.Integer()
-    step = fields.Char(required=True)
+    step = fields.Text(required=True)  # wrapped, never cut
     status = fields.Selection(
         [
             ("ok", "OK"),

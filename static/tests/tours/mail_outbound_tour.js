@@ -32,7 +32,7 @@ tours.add("mail_outbound_settings_tour", {
         },
         {
             content: "0 says it means no limit",
-            trigger: "#mail_outbound_delivery_setting:contains('(0: no limit)')",
+            trigger: "#mail_outbound_delivery_setting:contains('0: no limit')",
         },
         {
             content: "Discard: nothing is saved",
