@@ -6,6 +6,7 @@ fields, the queue) and shows it, plus the provider presets that fill a new
 server. The figures come from ``tools.health``.
 """
 
+from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -138,17 +139,34 @@ class IrMailServer(models.Model):
     def _compute_health(self):
         now = fields.Datetime.now()
         Log = self.env["mail.delivery.log"].sudo()
-        failures = dict(
-            Log._read_group(
-                [
-                    ("mail_server_id", "in", self.ids),
-                    ("create_date", ">=", now - timedelta(hours=24)),
-                    # a mail waiting for a limit is no failure
-                    ("outcome", "in", ("failed", "deferred")),
-                    ("failure_stage", "!=", "limit"),
-                ],
-                ["mail_server_id"],
-                ["__count"],
+        since = now - timedelta(hours=24)
+        failures = Counter(
+            dict(
+                Log._read_group(
+                    [
+                        ("mail_server_id", "in", self.ids),
+                        ("create_date", ">=", since),
+                        # a mail waiting for a limit is no failure
+                        ("outcome", "in", ("failed", "deferred")),
+                        ("failure_stage", "!=", "limit"),
+                    ],
+                    ["mail_server_id"],
+                    ["__count"],
+                )
+            )
+        )
+        # a batch that failed over is logged on the server that took it: the
+        # failure belongs to the server it came from
+        failures.update(
+            dict(
+                Log._read_group(
+                    [
+                        ("failover_from_id", "in", self.ids),
+                        ("create_date", ">=", since),
+                    ],
+                    ["failover_from_id"],
+                    ["__count"],
+                )
             )
         )
         queue = self._get_queue_by_server() if self.ids else {}

@@ -120,9 +120,16 @@ class TestServerHealth(MailOutboundCase):
                 # over the daily limit: waiting is no failure
                 {**log, "outcome": "deferred", "failure_stage": "limit"},
                 {**log, "outcome": "sent", "smtp_code": 250, "duration_ms": 5},
+                # sent by another server after this one failed
+                {
+                    "mail_server_id": self.create_server("Other").id,
+                    "failover_from_id": self.server.id,
+                    "outcome": "sent",
+                    "attempt": 1,
+                },
             ]
         )
-        self.assertEqual(self.server.failures_24h, 3)
+        self.assertEqual(self.server.failures_24h, 4)
 
     def test_circuit_state_is_never_stale(self):
         now = fields.Datetime.now()
@@ -219,3 +226,4 @@ class TestServerHealthQueue(MailOutboundSmtpCase):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
         server.invalidate_recordset()
         self.assertEqual(server.failures_24h, 2)
+
