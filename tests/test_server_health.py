@@ -226,4 +226,3 @@ class TestServerHealthQueue(MailOutboundSmtpCase):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
         server.invalidate_recordset()
         self.assertEqual(server.failures_24h, 2)
-
