@@ -87,22 +87,15 @@ class IrMailServer(models.Model):
             return NotImplemented
         values = {value} if isinstance(value, str) else set(value or ())
         now = fields.Datetime.now()
+        resting_over = [
+            "|",
+            ("unhealthy_until", "=", False),
+            ("unhealthy_until", "<=", now),
+        ]
         domains = {
             health.OPEN: [("unhealthy_until", ">", now)],
-            health.RETRY: [
-                "&",
-                ("delivery_failures", ">", 0),
-                "|",
-                ("unhealthy_until", "=", False),
-                ("unhealthy_until", "<=", now),
-            ],
-            health.CLOSED: [
-                "&",
-                ("delivery_failures", "=", 0),
-                "|",
-                ("unhealthy_until", "=", False),
-                ("unhealthy_until", "<=", now),
-            ],
+            health.RETRY: ["&", ("delivery_failures", ">", 0), *resting_over],
+            health.CLOSED: ["&", ("delivery_failures", "=", 0), *resting_over],
         }
         ids = set()
         for state in values & set(domains):
@@ -123,18 +116,20 @@ class IrMailServer(models.Model):
         for server in self:
             server.mail_count = server.id and Mail.search_count(server._mail_domain())
 
+    def _delivery_log_domain(self):
+        """Its attempts, and those it failed over to another server."""
+        return [
+            "|",
+            ("mail_server_id", "in", self.ids),
+            ("failover_from_id", "in", self.ids),
+        ]
+
     def _compute_delivery_log_count(self):
-        groups = dict(
-            self.env["mail.delivery.log"]
-            .sudo()
-            ._read_group(
-                [("mail_server_id", "in", self.ids)],
-                ["mail_server_id"],
-                ["__count"],
-            )
-        )
+        Log = self.env["mail.delivery.log"].sudo()
         for server in self:
-            server.delivery_log_count = groups.get(server._origin, 0)
+            server.delivery_log_count = server.id and Log.search_count(
+                server._delivery_log_domain()
+            )
 
     def _compute_health(self):
         now = fields.Datetime.now()
@@ -332,5 +327,5 @@ class IrMailServer(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "mail_outbound.mail_delivery_log_action"
         )
-        action["domain"] = [("mail_server_id", "=", self.id)]
+        action["domain"] = self._delivery_log_domain()
         return action

@@ -179,14 +179,25 @@ class TestServerHealth(MailOutboundCase):
 
     def test_smart_buttons_count_the_servers_mails_and_attempts(self):
         self.queue(2, mail_server_id=self.server.id)
+        other = self.create_server("Other")
         self.env["mail.delivery.log"]._insert(
-            [{"mail_server_id": self.server.id, "outcome": "sent", "attempt": 1}]
+            [
+                {"mail_server_id": self.server.id, "outcome": "sent", "attempt": 1},
+                # failed here, sent by the other server
+                {
+                    "mail_server_id": other.id,
+                    "failover_from_id": self.server.id,
+                    "outcome": "sent",
+                    "attempt": 1,
+                },
+                {"mail_server_id": other.id, "outcome": "sent", "attempt": 1},
+            ]
         )
         self.assertEqual(
-            (self.server.mail_count, self.server.delivery_log_count), (2, 1)
+            (self.server.mail_count, self.server.delivery_log_count), (2, 2)
         )
         action = self.server.action_view_delivery_log()
-        self.assertEqual(action["domain"], [("mail_server_id", "=", self.server.id)])
+        self.assertEqual(len(self.env["mail.delivery.log"].search(action["domain"])), 2)
 
 
 @tagged("post_install", "-at_install", "mail_outbound")

@@ -119,6 +119,10 @@ tours.add("mail_outbound_server_tour", {
             trigger: ".modal div[name='result_server']:contains('Loopback Relay')",
         },
         {
+            content: "The company's alias domain, on a single-company database too",
+            trigger: ".modal div[name='alias_domain_id']:contains('example.com')",
+        },
+        {
             trigger: ".modal .modal-footer button:contains('Close')",
             run: "click",
         },
