@@ -6,6 +6,7 @@ test's server, and Test Connection to a real loopback SMTP server. Odoo
 skips browser tests when no Chromium is found (``scripts/test`` installs it).
 """
 
+from odoo import http
 from odoo.tests import HttpCase, tagged
 
 from .common import MailOutboundSmtpCase
@@ -16,6 +17,11 @@ class TestAdministratorTour(MailOutboundSmtpCase, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # The browser's first requests read every module's manifest in
+        # parallel threads, and Python 3.11's parser is not thread-safe there
+        # ("AST constructor recursion depth mismatch", CPython gh-106905): a
+        # 500 on /web/webclient/load_menus. Read them once, before the browser.
+        http.root.statics  # noqa: B018
         cls.smtp, cls.server = cls.start_smtp_server("Tour Server", "example.com")
         cls.env["mail.outbound.provider.preset"].create(
             {
