@@ -21,7 +21,7 @@ class TestAdministratorTour(MailOutboundSmtpCase, HttpCase):
         # parallel threads, and Python 3.11's parser is not thread-safe there
         # ("AST constructor recursion depth mismatch", CPython gh-106905): a
         # 500 on /web/webclient/load_menus. Read them once, before the browser.
-        http.root.statics  # noqa: B018
+        assert http.root.statics, "no module serves static files"
         cls.smtp, cls.server = cls.start_smtp_server("Tour Server", "example.com")
         cls.env["mail.outbound.provider.preset"].create(
             {
