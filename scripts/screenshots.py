@@ -158,6 +158,13 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        try:
+            self._connect(odoo)
+        except BaseException:
+            self.close()  # never leave a browser behind
+            raise
+
+    def _connect(self, odoo):
         port_file = pathlib.Path(self.profile, "DevToolsActivePort")
         deadline = time.monotonic() + TIMEOUT
         while not port_file.exists() or not port_file.read_text().strip():
