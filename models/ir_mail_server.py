@@ -173,8 +173,8 @@ class IrMailServer(models.Model):
     def _blocked_port_message(self):
         return _(
             "Port %(port)s of %(server)s is blocked on this database (Settings > "
-            "Discuss > Blocked SMTP Ports). Use 465 with SSL/TLS, or 587 or 2525 "
-            "with STARTTLS, as your provider documents.",
+            "General Settings > Emails > Blocked SMTP Ports). Use 465 with SSL/TLS, "
+            "or 587 or 2525 with STARTTLS, as your provider documents.",
             port=self.smtp_port,
             server=self.name,
         )

@@ -33,6 +33,10 @@ class MailDeliveryLog(models.Model):
     )
     server_name = fields.Char(help="Kept when the server record is deleted.")
     email_from = fields.Char("Sent As")
+    recipients = fields.Char(
+        "To",
+        help="The mail's recipients: its To addresses and the partners it notifies.",
+    )
     recipient_count = fields.Integer("Recipients")
     traffic = fields.Selection(
         [("transactional", "Transactional"), ("mass", "Mass Mailing")]
@@ -46,6 +50,11 @@ class MailDeliveryLog(models.Model):
     smtp_code = fields.Integer("SMTP Code")
     smtp_reply = fields.Char("SMTP Reply")
     reason = fields.Text()
+    failure_stage = fields.Char(
+        "Failed At",
+        help="The step that failed (connect, auth, mail, rcpt, data...); "
+        '"limit": the mail waits for a sending limit, which is no failure.',
+    )
     next_attempt = fields.Datetime()
     failover_from_id = fields.Many2one(
         "ir.mail_server", "Failed Over From", ondelete="set null"
@@ -101,6 +110,7 @@ class MailDeliveryLog(models.Model):
             "mail_server_id",
             "server_name",
             "email_from",
+            "recipients",
             "recipient_count",
             "traffic",
             "attempt",
@@ -108,6 +118,7 @@ class MailDeliveryLog(models.Model):
             "smtp_code",
             "smtp_reply",
             "reason",
+            "failure_stage",
             "next_attempt",
             "failover_from_id",
             "duration_ms",

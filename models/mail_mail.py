@@ -1066,6 +1066,10 @@ class MailMail(models.Model):
                 "mail_server_id": server_id or False,
                 "email_from": (last.email_from if last else "") or sent_as,
                 "recipient_count": sum(a.recipients for a in attempts),
+                "failure_stage": failure.stage if failure else False,
+                "recipients": ", ".join(
+                    filter(None, [self.email_to, *self.recipient_ids.mapped("email")])
+                )[:500],
                 "traffic": traffic or "transactional",
                 "attempt": (attempt or 0) + 1,
                 "outcome": outcome,

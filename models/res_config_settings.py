@@ -24,6 +24,12 @@ class ResConfigSettings(models.TransientModel):
     alias_domain_notification_example = fields.Char(
         "Notification Address", compute="_compute_alias_domain_notification_example"
     )
+    mail_outbound_reply_address = fields.Char(
+        "Reply Address", compute="_compute_alias_domain_notification_example"
+    )
+    mail_outbound_bounce_address = fields.Char(
+        "Bounce Address", compute="_compute_alias_domain_notification_example"
+    )
     mail_outbound_enforce_fixed_filter = fields.Boolean(
         "Enforce FROM Filters on a Mail's Own Server",
         config_parameter="mail_outbound.enforce_fixed_server_filter",
@@ -145,13 +151,48 @@ class ResConfigSettings(models.TransientModel):
                     )
                 ) from error
 
-    @api.depends("alias_domain_default_from_email", "company_id")
+    @api.depends(
+        "alias_domain_id",
+        "alias_domain_default_from",
+        "alias_domain_catchall_alias",
+        "alias_domain_bounce_alias",
+    )
     def _compute_alias_domain_notification_example(self):
+        # from the aliases as typed, so that the addresses follow the form
+        # before it is saved (the related emails only change on save)
         for settings in self:
-            email = settings.alias_domain_default_from_email
-            settings.alias_domain_notification_example = email and (
-                f'"{self.env.user.name}" <{email}>'
+            notification, catchall, bounce = settings._get_typed_alias_addresses()
+            settings.alias_domain_notification_example = notification and (
+                f'"{self.env.user.name}" <{notification}>'
             )
+            settings.mail_outbound_reply_address = catchall
+            settings.mail_outbound_bounce_address = bounce
+
+    def _get_typed_alias_addresses(self):
+        """Notification, catchall and bounce addresses of the typed aliases."""
+        self.ensure_one()
+        return self._alias_addresses(
+            self.alias_domain_id.name,
+            self.alias_domain_default_from,
+            self.alias_domain_catchall_alias,
+            self.alias_domain_bounce_alias,
+        )
+
+    @api.model
+    def _alias_addresses(self, domain, default_from, catchall, bounce):
+        """As mail.alias.domain computes them: a Default From may be a full
+        address, the other aliases are left parts."""
+
+        def address(alias, full_allowed=False):
+            if not domain or not alias:
+                return ""
+            return alias if full_allowed and "@" in alias else f"{alias}@{domain}"
+
+        return (
+            address(default_from, full_allowed=True),
+            address(catchall),
+            address(bounce),
+        )
 
     @api.onchange(
         "alias_domain_bounce_alias",
@@ -180,14 +221,23 @@ class ResConfigSettings(models.TransientModel):
             for new, old in zip(typed, stored, strict=True)
         ):
             return None
+        # (notification, catchall, bounce) before and after the change
+        before = self._alias_addresses(domain.name, stored[2], stored[1], stored[0])
+        after = self._get_typed_alias_addresses()
+        changes = "\n".join(
+            f"{old or '-'} \u2192 {new or '-'}"
+            for old, new in zip(before, after, strict=True)
+            if old != new
+        )
         return {
             "warning": {
                 "title": _("Changing an alias of %(domain)s", domain=domain.name),
                 "message": _(
-                    "Replies to emails already sent with the previous bounce, "
-                    "catchall or default From address will no longer be routed "
-                    "to Odoo unless your mail server redirects the old address "
-                    "to the new one. Keep the old mailbox forwarding for a while."
+                    "%(changes)s\n\nReplies to emails already sent with the old "
+                    "address will no longer be routed to Odoo unless your mail "
+                    "server redirects the old address to the new one. Keep the "
+                    "old mailbox forwarding for a while.",
+                    changes=changes,
                 ),
             }
         }

@@ -6,5 +6,7 @@ from . import test_delivery
 from . import test_port_policy
 from . import test_routing_config
 from . import test_routing_send
+from . import test_server_health
+from . import test_tour
 from . import test_traffic
 from . import test_sending_domain

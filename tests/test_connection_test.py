@@ -133,10 +133,30 @@ class TestConnectionTest(MailOutboundSmtpCase):
         server = self.create_server("Nothing there", smtp_port=closed_port())
         wizard = self.run_test(server)
         self.assertEqual(
-            self.steps(wizard),
-            [("Host name resolves", "ok"), ("TCP connection and greeting", "failed")],
+            self.steps(wizard)[:3],
+            [
+                ("Host name resolves", "ok"),
+                ("TCP connection and greeting", "failed"),
+                ("TLS", "skipped"),
+            ],
         )
-        self.assertIn("Nothing accepts connections", wizard.line_ids[-1].fix)
+        self.assertIn("Nothing accepts connections", wizard.line_ids[1].fix)
+        # what did not run is listed, each step saying why, in the user's words
+        not_run = wizard.line_ids[2:]
+        self.assertEqual(
+            not_run.mapped("step"),
+            [
+                "TLS",
+                "EHLO",
+                "Authentication",
+                "MAIL FROM notifications@example.com, bounce@example.com",
+                "RCPT TO noreply@odoo.com",
+                "DATA",
+            ],
+        )
+        self.assertEqual(
+            set(not_run.mapped("detail")), {"Not run: an earlier step failed."}
+        )
 
     def test_blocked_port_is_refused_before_connecting(self):
         server = self.create_server("Old", smtp_port=2526)

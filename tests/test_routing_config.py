@@ -154,6 +154,27 @@ class TestRoutingPreview(MailOutboundCase):
         self.assertFalse(preview.result_server)
         self.assertIn("line break", preview.result_reason)
 
+    def test_preview_invalid_from_is_a_warning(self):
+        self.create_server("Ours", "example.com")
+        preview = Form(self.env["mail.outbound.routing.preview"])
+        preview.email_from = "not an address"
+        self.assertTrue(preview.result_warning)
+        self.assertFalse(preview.result_server)
+        self.assertIn('"not an address" is not an email address', preview.result_reason)
+
+    def test_preview_from_a_server_prefills_it(self):
+        server = self.create_server("Ours", "example.com")
+        preview = Form(
+            self.env["mail.outbound.routing.preview"].with_context(
+                active_model="ir.mail_server", active_id=server.id
+            )
+        )
+        self.assertEqual(preview.mail_server_id, server)
+        self.assertEqual(preview.result_server, "Ours")
+        # single company: the company field is in the view, invisible, so the
+        # alias domain is shown
+        self.assertEqual(preview.alias_domain_id, self.alias_domain)
+
     def test_preview_is_for_system_administrators_only(self):
         user = self.env["res.users"].create(
             {
@@ -172,17 +193,36 @@ class TestRoutingPreview(MailOutboundCase):
 class TestSettings(MailOutboundCase):
     def test_alias_addresses_shown_and_change_warns(self):
         settings = Form(self.env["res.config.settings"])
-        self.assertEqual(settings.alias_domain_bounce_email, "bounce@example.com")
-        self.assertEqual(settings.alias_domain_catchall_email, "catchall@example.com")
+        self.assertEqual(settings.mail_outbound_bounce_address, "bounce@example.com")
+        self.assertEqual(settings.mail_outbound_reply_address, "catchall@example.com")
         self.assertEqual(
             settings.alias_domain_notification_example,
             f'"{self.env.user.name}" <notifications@example.com>',
         )
         with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
             settings.alias_domain_catchall_alias = "replies"
-        self.assertIn("will no longer be routed", "\n".join(logs.output))
+        warning = "\n".join(logs.output)
+        self.assertIn("will no longer be routed", warning)
+        # both addresses named; the unchanged ones are not listed
+        self.assertIn("catchall@example.com \u2192 replies@example.com", warning)
+        self.assertNotIn("bounce@example.com \u2192", warning)
+        # the shown address follows the typed alias before saving
+        self.assertEqual(settings.mail_outbound_reply_address, "replies@example.com")
         settings.save().execute()
         self.assertEqual(self.alias_domain.catchall_email, "replies@example.com")
+
+    def test_full_address_default_from_is_kept(self):
+        settings = Form(self.env["res.config.settings"])
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            settings.alias_domain_default_from = "info@other.example"
+        self.assertEqual(
+            settings.alias_domain_notification_example,
+            f'"{self.env.user.name}" <info@other.example>',
+        )
+        self.assertIn(
+            "notifications@example.com \u2192 info@other.example",
+            "\n".join(logs.output),
+        )
 
     def test_enforce_setting_is_a_parameter(self):
         settings = Form(self.env["res.config.settings"])

@@ -127,6 +127,18 @@ FIXES = {
 }
 
 
+# why a step was skipped: shown in its detail, so "Skipped" is never bare
+SKIP_REASONS = {
+    "no_encryption": _lt("Not encrypted: this server's Connection Encryption is None."),
+    "no_user": _lt("No Username on this server: it is used without authentication."),
+    "no_sender_accepted": _lt("Not run: the server accepted none of the senders."),
+    "not_run": _lt("Not run: an earlier step failed."),
+}
+
+# the checklist's steps in order, to list those an abort left out
+PLAN = ("resolve", "connect", "tls", "ehlo", "auth", "mail_from", "rcpt", "data")
+
+
 @dataclass
 class SmtpConfig:
     """How to reach one SMTP server (plain data from an ir.mail_server)."""
@@ -156,10 +168,18 @@ class Step:
     temporary: bool = False
     fix: str = ""
     duration_ms: int = 0
+    skip_reason: str = ""  # a key of SKIP_REASONS
 
     def label(self, translate=None):
         translate = translate or (lambda source: source)
         return translate(STEP_LABELS[self.key]) % self.params
+
+    def detail_text(self, translate=None):
+        """The detail, or for a skipped step why it was skipped."""
+        if not self.skip_reason:
+            return self.detail
+        translate = translate or (lambda source: source)
+        return translate(SKIP_REASONS[self.skip_reason]) % self.params
 
     def fix_text(self, translate=None):
         if not self.fix:
@@ -373,7 +393,7 @@ class _Diagnosis:
     def starttls(self):
         if self.config.encryption != "starttls" or self.tls_done:
             if self.config.encryption == "none":
-                self.add("tls", SKIPPED)
+                self.add("tls", SKIPPED, skip_reason="no_encryption")
             return
         started = time.monotonic()
         if not self.smtp.has_extn("starttls"):
@@ -403,7 +423,7 @@ class _Diagnosis:
         if self.config.oauth:
             self.oauth()
         if not self.config.user:
-            self.add("auth", SKIPPED)
+            self.add("auth", SKIPPED, skip_reason="no_user")
             return
         started = time.monotonic()
         if not self.smtp.has_extn("auth"):
@@ -487,7 +507,7 @@ class _Diagnosis:
     def rcpt(self, sender, recipient):
         params = {"recipient": recipient}
         if not sender:
-            self.add("rcpt", SKIPPED, params=params)
+            self.add("rcpt", SKIPPED, params=params, skip_reason="no_sender_accepted")
             raise _Abort()
         started = time.monotonic()
         try:
@@ -596,7 +616,24 @@ def diagnose(
             run.data(message, recipient)
     finally:
         run.close()
+    _list_not_run(run, senders, recipient, message)
     return run.steps
+
+
+def _list_not_run(run, senders, recipient, message):
+    """Append the steps a failure left out, so the checklist is complete."""
+    done = {step.key for step in run.steps}
+    if "send" in done or not done & {"resolve", "connect"}:
+        return
+    last = PLAN.index(max((k for k in done if k in PLAN), key=PLAN.index))
+    params = {
+        "sender": ", ".join(dict.fromkeys(senders)),
+        "recipient": recipient,
+    }
+    for key in PLAN[last + 1 :]:
+        if key == "data" and message is not None:
+            key = "send"
+        run.add(key, SKIPPED, params=dict(params), skip_reason="not_run")
 
 
 def summary(steps):

@@ -104,7 +104,7 @@ class MailOutboundConnectionTest(models.TransientModel):
             "sequence": index,
             "step": step.label(translate),
             "status": step.status,
-            "detail": step.detail,
+            "detail": step.detail_text(translate),
             "smtp_code": step.code,
             "smtp_reply": step.reply,
             "temporary": step.temporary,

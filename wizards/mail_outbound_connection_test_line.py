@@ -12,7 +12,7 @@ class MailOutboundConnectionTestLine(models.TransientModel):
         "mail.outbound.connection.test", required=True, ondelete="cascade"
     )
     sequence = fields.Integer()
-    step = fields.Char(required=True)
+    step = fields.Text(required=True)  # wrapped, never cut
     status = fields.Selection(
         [
             ("ok", "OK"),
@@ -22,9 +22,10 @@ class MailOutboundConnectionTestLine(models.TransientModel):
         ],
         required=True,
     )
-    detail = fields.Char()
+    # Text: wrapped in the checklist, never cut
+    detail = fields.Text()
     smtp_code = fields.Integer("SMTP Code")
-    smtp_reply = fields.Char("Server Reply")
+    smtp_reply = fields.Text("Server Reply")
     temporary = fields.Boolean(help="A 4xx reply: the server asks to retry later.")
     fix = fields.Text("How to Fix")
     duration_ms = fields.Integer("Time (ms)")

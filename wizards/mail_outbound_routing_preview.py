@@ -31,6 +31,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
         "ir.mail_server",
         "Requested Server",
         domain="['|', ('company_id', '=', False), ('company_id', '=', company_id)]",
+        default=lambda self: self._default_mail_server_id(),
         help="A server the mail asks for (a template's or a mailing's). Empty: "
         "the routing chooses.",
     )
@@ -53,6 +54,14 @@ class MailOutboundRoutingPreview(models.TransientModel):
     result_reason = fields.Text("Why", compute="_compute_result")
     result_warning = fields.Boolean(compute="_compute_result")
 
+    @api.model
+    def _default_mail_server_id(self):
+        """The server whose list or form the preview was opened from."""
+        context = self.env.context
+        if context.get("active_model") == "ir.mail_server" and context.get("active_id"):
+            return context["active_id"]
+        return False
+
     @api.depends(
         "company_id", "email_from", "mail_server_id", "from_chatter", "traffic"
     )
@@ -69,6 +78,15 @@ class MailOutboundRoutingPreview(models.TransientModel):
                     _(
                         "The From contains a line break, which Odoo refuses to "
                         "send: remove it."
+                    )
+                )
+                continue
+            if preview.email_from and not tools.email_normalize(preview.email_from):
+                preview._set_result_error(
+                    _(
+                        '"%(email)s" is not an email address: type one such as '
+                        '"Mary" <mary@customer.example>.',
+                        email=preview.email_from,
                     )
                 )
                 continue

@@ -36,6 +36,10 @@ def run(smtp, host="127.0.0.1", **kwargs):
     )
 
 
+def ran(steps):
+    return [step for step in steps if step.skip_reason != "not_run"]
+
+
 def by_key(steps):
     result = {}
     for step in steps:
@@ -43,8 +47,13 @@ def by_key(steps):
     return result
 
 
-def statuses(steps):
-    return [(step.key, step.status) for step in steps]
+def statuses(steps, not_run=False):
+    """Keys and statuses of the steps that ran (``not_run``: all of them)."""
+    return [
+        (step.key, step.status)
+        for step in steps
+        if not_run or step.skip_reason != "not_run"
+    ]
 
 
 def test_plain_server_every_step_ok():
@@ -62,6 +71,10 @@ def test_plain_server_every_step_ok():
         ("data", OK),
     ]
     assert steps[0].detail == "127.0.0.1"
+    assert [s.detail_text() for s in steps if s.status == SKIPPED] == [
+        "Not encrypted: this server's Connection Encryption is None.",
+        "No Username on this server: it is used without authentication.",
+    ]
     assert [s.params["sender"] for s in steps if s.key == "mail_from"] == SENDERS
     assert by_key(steps)["data"][0].code == 354
     assert summary(steps) == OK
@@ -93,7 +106,12 @@ def test_temporary_refusal_is_told_apart():
     step = by_key(steps)["mail_from"][0]
     assert (step.status, step.code, step.temporary) == (FAILED, 451, True)
     assert "temporary refusal (4xx)" in step.fix_text()
-    assert by_key(steps)["rcpt"][0].status == SKIPPED
+    rcpt = by_key(steps)["rcpt"][0]
+    assert (rcpt.status, rcpt.detail_text()) == (
+        SKIPPED,
+        "Not run: the server accepted none of the senders.",
+    )
+    assert by_key(steps)["data"][0].skip_reason == "not_run"
 
 
 @pytest.mark.parametrize("code,temporary", [(550, False), (452, True)])
@@ -107,7 +125,12 @@ def test_recipient_refused(code, temporary):
         "recipient_refused",
         temporary,
     )
-    assert "data" not in by_key(steps)
+    # the steps that did not run are listed, each saying why
+    data = by_key(steps)["data"][0]
+    assert (data.status, data.detail_text()) == (
+        SKIPPED,
+        "Not run: an earlier step failed.",
+    )
 
 
 def test_starttls_with_valid_certificate(certs):
@@ -152,7 +175,7 @@ def test_starttls_not_offered():
     with LoopbackSmtp() as smtp:
         steps = run(smtp, encryption="starttls")
     assert by_key(steps)["tls"][0].fix == "starttls_not_offered"
-    assert "mail_from" not in by_key(steps)
+    assert by_key(steps)["mail_from"][0].skip_reason == "not_run"
 
 
 @pytest.mark.parametrize(
@@ -189,14 +212,14 @@ def test_closed_port():
     config = SmtpConfig(host="127.0.0.1", port=closed_port())
     steps = diagnose(config, SENDERS, "rcpt@destination.example")
     assert statuses(steps) == [("resolve", OK), ("connect", FAILED)]
-    assert steps[-1].fix == "connection_refused"
+    assert ran(steps)[-1].fix == "connection_refused"
 
 
 def test_greeting_refused_421_is_temporary():
     with LoopbackSmtp() as smtp:
         smtp.script("connect", 421, "4.3.2 Too busy")
         steps = run(smtp)
-    assert (steps[-1].key, steps[-1].code, steps[-1].temporary) == (
+    assert (ran(steps)[-1].key, ran(steps)[-1].code, ran(steps)[-1].temporary) == (
         "connect",
         421,
         True,
@@ -209,7 +232,7 @@ def test_hanging_server_times_out_without_hanging_the_caller():
         started = time.monotonic()
         steps = run(smtp, timeout=1)
         elapsed = time.monotonic() - started
-    assert (steps[-1].key, steps[-1].fix) == ("connect", "timeout")
+    assert (ran(steps)[-1].key, ran(steps)[-1].fix) == ("connect", "timeout")
     assert elapsed < 5
 
 
@@ -290,3 +313,20 @@ def test_oauth_server_checked_up_to_the_login(certs, tokens, status, fix):
     assert auth.fix == fix
     assert "Gmail" in auth.fix_text()
     assert summary(steps) == status
+
+
+def test_steps_after_a_refused_connection_are_listed_as_not_run():
+    config = SmtpConfig(host="127.0.0.1", port=closed_port(), timeout=2)
+    steps = diagnose(config, SENDERS, "rcpt@destination.example")
+    assert statuses(steps, not_run=True) == [
+        ("resolve", OK),
+        ("connect", FAILED),
+        ("tls", SKIPPED),
+        ("ehlo", SKIPPED),
+        ("auth", SKIPPED),
+        ("mail_from", SKIPPED),
+        ("rcpt", SKIPPED),
+        ("data", SKIPPED),
+    ]
+    assert steps[5].label() == "MAIL FROM notifications@example.com, bounce@example.com"
+    assert {s.skip_reason for s in steps[2:]} == {"not_run"}
