@@ -1,3 +1,4 @@
+from . import ir_config_parameter
 from . import ir_mail_server
 from . import mail_alias_domain
 from . import mail_delivery_log

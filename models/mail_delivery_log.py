@@ -154,10 +154,8 @@ class MailDeliveryLog(models.Model):
     @api.model
     def _gc_delivery_log(self):
         """Cron: drop attempts older than the retention setting."""
-        days = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.delivery_log_days", 30)
+        days = self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.delivery_log_days"
         )
         if days <= 0:
             return

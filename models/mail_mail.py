@@ -8,8 +8,9 @@ from datetime import timedelta
 import psycopg2
 
 from odoo import _, api, fields, models, sql_db, tools
+from odoo.exceptions import AccessError, UserError
 
-from ..tools import delivery, quota, routing
+from ..tools import delivery, quota, routing, settings
 
 _logger = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ class MailMail(models.Model):
         "queue and is sent at its Scheduled Send Date.",
         prefetch=False,
     )
+    delivery_maybe_delivered = fields.Boolean(
+        "May Have Been Delivered",
+        readonly=True,
+        copy=False,
+        help="The session was lost after the server got the whole message, "
+        "before its answer: the mail is not sent again by itself.",
+        prefetch=False,
+    )
     delivery_claim = fields.Char(
         readonly=True, copy=False, index="btree_not_null", prefetch=False
     )
@@ -133,17 +142,19 @@ class MailMail(models.Model):
         Core picks its batch with a plain SELECT: two workers running at once
         pick the same mails and one of them aborts on a serialisation error.
         Here the batch is claimed with ``FOR UPDATE SKIP LOCKED`` and the
-        claim committed, so a second worker takes the next mails. A worker
-        killed mid-batch leaves its unsent mails queued: the claim expires
-        (``mail_outbound.claim_timeout``, 15 minutes) and they go with a later
-        run.
+        claim committed, so a second worker takes the next mails. A claim is
+        only ever released by its own worker or, once that worker is dead,
+        by the settlement of what it handed over (``_recover_claims``): no
+        mail of a dead worker is sent again before that.
+
+        Only the superuser (the cron) and system administrators may run the
+        queue: anyone else is refused before anything is claimed.
         """
+        self._check_queue_access()
+        batch_size = self._get_queue_batch_size(batch_size)
+        # a system service: an administrator runs it as the cron does
+        self = self.sudo()  # noqa: PLW0642
         testing = getattr(threading.current_thread(), "testing", False)
-        batch_size = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail.mail.queue.batch.size", batch_size)
-        )
         token = uuid.uuid4().hex
         self._recover_claims()
         claimed = self._claim_for_sending(token, ids, batch_size)
@@ -163,11 +174,39 @@ class MailMail(models.Model):
                 )
 
     @api.model
-    def _claim_timeout(self):
-        return int(
+    def _check_queue_access(self):
+        if not (self.env.su or self.env.is_system()):
+            raise AccessError(
+                _(
+                    "Only system administrators may run the outgoing mail queue; "
+                    "it is run by its scheduled action."
+                )
+            )
+
+    @api.model
+    def _get_queue_batch_size(self, batch_size):
+        asked = settings.valid_batch_size(batch_size)
+        if asked is None:
+            raise UserError(
+                _(
+                    "Batch size: type a number of mails from 1 to %(max)s.",
+                    max=settings.MAX_BATCH_SIZE,
+                )
+            )
+        raw = (
             self.env["ir.config_parameter"]
             .sudo()
-            .get_param("mail_outbound.claim_timeout", 900)
+            .get_param("mail.mail.queue.batch.size")
+        )
+        value, warning = settings.batch_size(raw, asked)
+        if warning:
+            _logger.warning("Mail queue: %s", warning)
+        return value
+
+    @api.model
+    def _claim_timeout(self):
+        return self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.claim_timeout"
         )
 
     @api.model
@@ -175,8 +214,9 @@ class MailMail(models.Model):
         # the claim is SQL: pending ORM writes on the queue must be in first
         self.flush_model()
         now = fields.Datetime.now()
-        stale = now - timedelta(seconds=self._claim_timeout())
-        # core sends the newest due mails first ("id desc"): claim the same
+        # core sends the newest due mails first ("id desc"): claim the same.
+        # Only unclaimed mails: a claim ends with its run (_release_claims)
+        # or with its settlement (_recover_claims), never by its age alone
         query = """
             UPDATE mail_mail SET delivery_claim = %s, delivery_claim_date = %s,
                                  delivery_deferred = FALSE
@@ -184,7 +224,7 @@ class MailMail(models.Model):
                 SELECT id FROM mail_mail
                  WHERE state = 'outgoing'
                    AND (scheduled_date IS NULL OR scheduled_date <= %s)
-                   AND (delivery_claim IS NULL OR delivery_claim_date < %s)
+                   AND delivery_claim IS NULL
                    AND (%s IS NULL OR id = ANY(%s))
                  ORDER BY id DESC
                  LIMIT %s
@@ -199,7 +239,6 @@ class MailMail(models.Model):
                 token,
                 now,
                 now,
-                stale,
                 id_list,
                 id_list,
                 (limit * 10 if ids else limit) or None,
@@ -281,15 +320,16 @@ class MailMail(models.Model):
         of the list neither committed nor recorded is the one it was handing
         over: _settle_interrupted fails that one as "may have been
         delivered" and leaves the later ones to a later run. One INSERT per
-        batch, committed asynchronously: the mark must outlive a dead
-        worker, which that guarantees; only a crash of PostgreSQL itself
-        could lose the last marks.
+        batch, committed synchronously: the mark must outlive a dead worker
+        and a crash of PostgreSQL itself.
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker.side_cursor is None:
             # one connection for the whole run
             tracker.side_cursor = sql_db.db_connect(self.env.cr.dbname).cursor()
-            tracker.side_cursor.execute("SET synchronous_commit TO off")
+            # whatever the server's default: a record lost in a crash of
+            # PostgreSQL is a mail sent twice (one WAL flush per hand-over)
+            tracker.side_cursor.execute("SET synchronous_commit TO on")
         tracker.side_cursor.execute(
             "INSERT INTO mail_outbound_batch (claim, mail_ids) VALUES (%s, %s)",
             (claim, list(mail_ids)),
@@ -298,18 +338,26 @@ class MailMail(models.Model):
 
     @api.model
     def _recover_claims(self):
-        """Settle what a killed worker left: its batch marks have gone stale.
+        """Settle, then release, the claims of workers that died.
 
-        A claim whose newest batch mark is older than the claim timeout
-        belongs to a worker that died (a live one renews its marks in time).
-        All its marks are settled together: its finished mails are recorded
-        per claim, whichever batch they were in.
+        One rule: a claim is dead when neither its mails' claim date nor its
+        batch marks were renewed within the claim timeout (a live worker
+        renews both in time, see _commit_chunk). Its hand-over records are
+        settled and its mails released in one transaction; until then no
+        other worker can claim them (_claim_for_sending takes only unclaimed
+        mails). Two workers recovering at once serialise on the marks' rows.
         """
         self.flush_model()
         stale = fields.Datetime.now() - timedelta(seconds=self._claim_timeout())
         self.env.cr.execute(
-            "SELECT claim FROM mail_outbound_batch GROUP BY claim "
-            "HAVING max(since) < %s",
+            """
+            SELECT claim FROM (
+                SELECT delivery_claim AS claim, delivery_claim_date AS seen
+                  FROM mail_mail WHERE delivery_claim IS NOT NULL
+                 UNION ALL
+                SELECT claim, since FROM mail_outbound_batch
+            ) claims GROUP BY claim HAVING max(seen) < %s
+            """,
             (stale,),
         )
         claims = [claim for (claim,) in self.env.cr.fetchall()]
@@ -362,11 +410,9 @@ class MailMail(models.Model):
         now = fields.Datetime.now()
         for mail in self.browse(delivered_ids):
             _delivered, partner_ids, failure_type, failure_reason = handovers[mail.id]
-            reason = failure_type and _(
-                "Sent to some recipients only, before the worker sending it "
-                "stopped: %(error)s. Not retried, so that nobody gets it twice.",
-                error=failure_reason or failure_type,
-            )
+            # the reason the worker wrote (partial delivery, or a session
+            # lost after the end of DATA)
+            reason = failure_type and (failure_reason or failure_type)
             mail.write(
                 {
                     "state": "exception" if failure_type else "sent",
@@ -409,6 +455,14 @@ class MailMail(models.Model):
             for mail in interrupted:
                 logs += mail._prepare_settled_log_values("failed", reason, now)
         self.env["mail.delivery.log"].sudo()._write_logs(logs)
+        # settled: the rest of these claims was never tried, free to go
+        self.flush_model()
+        self.env.cr.execute(
+            "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
+            "WHERE delivery_claim = ANY(%s)",
+            (list(claims),),
+        )
+        self.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
     def _prepare_settled_log_values(self, outcome, reason, now):
         """The log line of an attempt whose worker stopped before logging it."""
@@ -418,6 +472,33 @@ class MailMail(models.Model):
         for line in values:
             line["reason"] = reason
         return values
+
+    def action_send_again(self):
+        """Queue again mails a person checked were not delivered."""
+        self._check_queue_access()
+        self.write({"delivery_maybe_delivered": False})
+        return self.mark_outgoing()
+
+    def _requeue_untried(self):
+        """Undo core's pre-send 'exception' mark on a mail never tried."""
+        self.write({"state": "outgoing", "failure_reason": False})
+        self._reset_exception_notifications()
+
+    def _reset_exception_notifications(self):
+        # core flagged their notifications in exception before sending
+        self.env["mail.notification"].sudo().search(
+            [
+                ("mail_mail_id", "in", self.ids),
+                ("notification_type", "=", "email"),
+                ("notification_status", "=", "exception"),
+            ]
+        ).write(
+            {
+                "notification_status": "ready",
+                "failure_type": False,
+                "failure_reason": False,
+            }
+        )
 
     @api.model
     def _count_due(self):
@@ -463,7 +544,10 @@ class MailMail(models.Model):
             # Core lets a dropped session abort the batch (its own tests rely
             # on it); the mail being handed over is deferred on the way out,
             # the rest of the batch is still queued for the next run.
-            if tracker.current_mail_id:
+            if tracker.session_lost:
+                # never tried: queued again as it was, for the next run
+                mails.browse(tracker.current_mail_id)._requeue_untried()
+            elif tracker.current_mail_id:
                 failure = next(
                     (a.failure for a in reversed(tracker.take()) if a.failure),
                     None,
@@ -479,20 +563,9 @@ class MailMail(models.Model):
 
     @api.model
     def _get_commit_every(self):
-        value = (
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.queue_commit_every", "50")
+        return self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.queue_commit_every"
         )
-        try:
-            return max(int(value), 1)
-        except ValueError:
-            # a typo in a system parameter must not stop the queue
-            _logger.warning(
-                "mail_outbound.queue_commit_every is %r, not a whole number: using 50",
-                value,
-            )
-            return 50
 
     def _send(
         self,
@@ -510,7 +583,7 @@ class MailMail(models.Model):
         next mail reads its record, its message, its recipients, the server
         and the company again: most of the queue's time. In the queue, the
         addon records each finished mail on its side connection instead
-        (``_record_handover``, one small asynchronous commit), which keeps
+        (``_record_handover``, one small synchronous commit), which keeps
         that guarantee, and commits the queue's transaction every
         ``mail_outbound.queue_commit_every`` mails (50; 1 commits after every
         mail, as core does).
@@ -610,7 +683,8 @@ class MailMail(models.Model):
         are finished and whether a server accepted them.
 
         Written before core goes on to the next mail; committed
-        asynchronously, like the batch marks (see ``_mark_batch``).
+        synchronously, like the batch marks (see ``_mark_batch``), so that it
+        survives a crash of PostgreSQL too.
         """
         if tracker.side_cursor is None:
             return
@@ -659,12 +733,23 @@ class MailMail(models.Model):
             (attempt.failure for attempt in reversed(attempts) if attempt.failure),
             None,
         )
-        delivered = any(attempt.ok for attempt in attempts) or success_pids
-        if tracker.commit_every:
-            self._record_handover(tracker, delivered, success_pids, failure_type)
+        delivered = bool(any(attempt.ok for attempt in attempts) or success_pids)
+        outcome = delivery.attempt_outcome(
+            failure if failure_type else None,
+            delivered,
+            retry_after_data=failure is not None
+            and failure.stage == "after_data"
+            and self.env["ir.config_parameter"]._mail_outbound_get(
+                "mail_outbound.after_data_drop"
+            )
+            == "retry",
+        )
         now = fields.Datetime.now()
-        if failure_type and failure and failure.temporary and not delivered:
-            # nobody got it yet: safe to try again later, as a whole
+        if failure_type and failure and outcome == delivery.DEFERRED:
+            if tracker.commit_every:
+                self._record_handover(tracker, False, success_pids, failure_type)
+            # nobody got it yet (or the setting accepts duplicates): safe to
+            # try again later, as a whole
             deferred = self._defer_delivery(failure, now, tracker)
             failed = self - deferred
             if failed:
@@ -672,11 +757,23 @@ class MailMail(models.Model):
             return True
         # only SMTP and network failures are reworded: core's own reasons for
         # a malformed From or no recipient are already precise
+        maybe = outcome == delivery.MAYBE_DELIVERED
         if failure_type and failure and failure.stage != "unknown":
-            reason = self._delivery_failure_reason(failure, delivered)
+            reason = self._delivery_failure_reason(failure, delivered, maybe)
             failure_type = failure.failure_type if not delivered else "mail_smtp"
-            self.write({"failure_reason": reason, "failure_type": failure_type})
+            self.write(
+                {
+                    "failure_reason": reason,
+                    "failure_type": failure_type,
+                    "delivery_maybe_delivered": maybe,
+                }
+            )
             failure_reason = reason
+        if tracker.commit_every:
+            # after the reason is written: a settlement reuses it
+            self._record_handover(
+                tracker, delivered or maybe, success_pids, failure_type
+            )
         for mail in self:
             tracker.logs.extend(
                 mail._prepare_delivery_log_values(
@@ -753,11 +850,8 @@ class MailMail(models.Model):
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         Server = self.env["ir.mail_server"].sudo()
-        db_limit = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.daily_limit")
-            or 0
+        db_limit = self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.daily_limit"
         )
         limited = Server.search(
             ["|", ("daily_limit", ">", 0), ("rate_per_minute", ">", 0)]
@@ -900,17 +994,12 @@ class MailMail(models.Model):
 
     @api.model
     def _get_retry_policy(self):
-        params = self.env["ir.config_parameter"].sudo()
+        get = self.env["ir.config_parameter"]._mail_outbound_get
+        minimal = get("mail_outbound.retry_min_backoff")
         return delivery.RetryPolicy(
-            minimal_backoff=int(
-                params.get_param("mail_outbound.retry_min_backoff", 300)
-            ),
-            maximal_backoff=int(
-                params.get_param("mail_outbound.retry_max_backoff", 4000)
-            ),
-            lifetime=int(
-                float(params.get_param("mail_outbound.retry_lifetime_days", 5)) * 86400
-            ),
+            minimal_backoff=minimal,
+            maximal_backoff=max(get("mail_outbound.retry_max_backoff"), minimal),
+            lifetime=int(get("mail_outbound.retry_lifetime_days") * 86400),
         )
 
     def _defer_delivery(self, failure, now, tracker):
@@ -949,20 +1038,7 @@ class MailMail(models.Model):
                 )
             )
             deferred |= mail
-        # core flagged their notifications in exception before sending
-        self.env["mail.notification"].sudo().search(
-            [
-                ("mail_mail_id", "in", deferred.ids),
-                ("notification_type", "=", "email"),
-                ("notification_status", "=", "exception"),
-            ]
-        ).write(
-            {
-                "notification_status": "ready",
-                "failure_type": False,
-                "failure_reason": False,
-            }
-        )
+        deferred._reset_exception_notifications()
         return deferred
 
     def _fail_delivery_given_up(self, failure, now, tracker):
@@ -998,7 +1074,16 @@ class MailMail(models.Model):
             return f"{failure.code} {failure.text}".strip()
         return failure.text or failure.stage
 
-    def _delivery_failure_reason(self, failure, delivered):
+    def _delivery_failure_reason(self, failure, delivered, maybe=False):
+        if maybe:
+            return _(
+                "The connection was lost after the whole message was sent, "
+                "before the server answered (%(error)s): it may have been "
+                "delivered. Not sent again by itself, so that nobody gets it "
+                "twice; check the server's log or ask the recipient, then click "
+                "Send Again if it did not arrive.",
+                error=self._describe_failure(failure),
+            )
         if delivered:
             return _(
                 "Sent to some recipients only; the server refused the others: "

@@ -12,6 +12,7 @@ fail the way real providers do::
         smtp.script("ehlo", action="close")  # drop the connection after EHLO
         smtp.script("data", action="hang")  # never answer (client timeout)
         smtp.script("data", action="accept_hang", match="rcpt40@")  # take it, hang
+        smtp.script("data", action="accept_close", match="rcpt7@")  # take it, drop
         ...
         smtp.messages[0]["message"]["From"]
 
@@ -42,7 +43,7 @@ class Rule:
     text: str = ""
     match: str = ""
     times: int = 0  # 0: every time
-    action: str = "reply"  # reply, close, hang
+    action: str = "reply"  # reply, close, hang, accept_hang, accept_close
     used: int = field(default=0)
 
     def applies(self, argument):
@@ -80,6 +81,11 @@ class _Handler:
             self.owner._record(session, envelope)
             await self.owner._hang()
             return "421 4.3.0 Shutting down"
+        if rule and rule.action == "accept_close":
+            # the message is in, the session dies before the final reply
+            self.owner._record(session, envelope)
+            server.transport.close()
+            return "421 4.3.0 Closing"
         reply = await self.owner._reply(rule, server)
         if reply:
             return reply

@@ -9,7 +9,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
@@ -143,29 +143,85 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
 
     def test_connection_dropped_after_data(self):
-        self.smtp_primary.script("data", action="close", times=1)
+        """Issue #15: the server may have it; never sent again by itself."""
+        self.smtp_primary.script("data", action="accept_close", times=1)
         mails = self.create_mails(3)
         self.run_queue(mails)
-        # the mail being handed over is deferred; core's batch stops there and
-        # the other mails stay queued, untouched, for the next run
-        self.assertEndStates(mails[0], deferred=1)
+        self.received(self.smtp_primary, 1)
+        self.assertEqual(mails[0].state, "exception")
+        self.assertTrue(mails[0].delivery_maybe_delivered)
+        self.assertIn("may have been delivered", mails[0].failure_reason)
+        self.assertIn("Send Again", mails[0].failure_reason)
+        # the session is gone: core's batch stops, the others were never
+        # tried and stay queued as they were, for the next run
         self.assertEqual(mails[1:].mapped("state"), ["outgoing", "outgoing"])
         self.assertFalse(any(mails[1:].mapped("delivery_deferred")))
+        self.assertFalse(any(mails[1:].mapped("delivery_attempts")))
         self.assertFalse(any(mails.mapped("delivery_claim")))
         self.run_queue(mails)
-        self.assertEndStates(mails, sent=2, deferred=1)
-        self.pass_time(mails[0])
+        self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
+        self.run_queue(mails)
+        self.received(self.smtp_primary, 3)  # nothing sent twice
+        # a person checked it did not arrive: one click sends it again
+        mails[0].action_send_again()
+        self.assertFalse(mails[0].delivery_maybe_delivered)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3)
-        self.received(self.smtp_primary, 3)
+        self.received(self.smtp_primary, 4)
 
-    def test_server_that_never_answers_times_out_and_defers(self):
-        self.smtp_primary.script("data", action="hang", times=1)
+    def test_connection_dropped_after_data_retried_when_so_set(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mail_outbound.after_data_drop", "retry"
+        )
+        self.smtp_primary.script("data", action="accept_close", times=1)
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, sent=1)
+        self.received(self.smtp_primary, 2)  # the duplicate the setting accepts
+
+    def test_connection_dropped_before_data_is_temporary(self):
+        self.smtp_primary.script("rcpt", action="close", times=1)
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertFalse(mail.delivery_maybe_delivered)
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, sent=1)
+        self.received(self.smtp_primary, 1)
+
+    def test_send_again_is_for_administrators(self):
+        mail = self.create_mails()
+        mail.write({"state": "exception", "delivery_maybe_delivered": True})
+        employee = self.env["res.users"].create(
+            {
+                "name": "Emma",
+                "login": "emma_send_again",
+                "groups_id": [(6, 0, self.env.ref("base.group_user").ids)],
+            }
+        )
+        with self.assertRaises(AccessError):
+            mail.with_user(employee).action_send_again()
+        self.assertEqual(mail.state, "exception")
+
+    def test_server_that_never_answers_times_out(self):
+        # before the end of DATA: temporary, deferred
+        self.smtp_primary.script("rcpt", action="hang", times=1)
         mail = self.create_mails()
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("timed out", mail.failure_reason)
+        # no reply after the end of DATA: may have been delivered
+        self.smtp_primary.script("data", action="hang", times=1)
+        late = self.create_mails()
+        with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
+            self.run_queue(late)
+        self.assertEqual(late.state, "exception")
+        self.assertIn("may have been delivered", late.failure_reason)
 
     def test_gives_up_after_the_queue_lifetime(self):
         self.smtp_primary.script("data", 451, "4.7.1 Still busy")
@@ -402,7 +458,10 @@ class TestDelivery(MailOutboundSmtpCase):
                 delivered,
                 list(partner_ids),
                 failure_type,
-                failure_type and "550 5.1.1 no such user",
+                # the reason the worker had written on the mail
+                failure_type
+                and "Sent to some recipients only; the server refused the "
+                "others: 550 5.1.1 no such user.",
             ),
         )
 
@@ -517,7 +576,9 @@ class TestDelivery(MailOutboundSmtpCase):
         Params.set_param("mail_outbound.queue_commit_every", "0")
         self.assertEqual(Mail._get_commit_every(), 1)
         Params.set_param("mail_outbound.queue_commit_every", "fifty")
-        with self.assertLogs("odoo.addons.mail_outbound.models.mail_mail", "WARNING"):
+        with self.assertLogs(
+            "odoo.addons.mail_outbound.models.ir_config_parameter", "WARNING"
+        ):
             self.assertEqual(Mail._get_commit_every(), 50)
 
     def test_recent_batch_marks_are_left_alone(self):
