@@ -65,23 +65,22 @@ while env["mail.mail"]._count_due():
 print("WORKER DONE", flush=True)
 """
 
-# Runs until nothing is queued, deferred mails included (short backoffs)
+# Polls the queue until nothing is queued, deferred mails included (short
+# backoffs), as a cron on a busy server would: started right after a fault,
+# it meets the dead worker's claims the moment they can be taken
 DRAIN = """
 import time
 deadline = time.monotonic() + {seconds}
 while time.monotonic() < deadline:
-    if env["mail.mail"]._count_due():
-        env["mail.mail"].process_email_queue()
-        env.cr.commit()
-    elif env["mail.mail"].search_count([("state", "=", "outgoing")]):
-        env.cr.commit()
-        time.sleep(0.3)
-    else:
+    if not env["mail.mail"].search_count([("state", "=", "outgoing")]):
         break
+    env["mail.mail"].process_email_queue()
+    env.cr.commit()
+    time.sleep(0.1)
 print("WORKER DONE", flush=True)
 """
 
-SETUP = """
+SETUP_TEMPLATE = """
 env["ir.mail_server"].search([]).unlink()
 env["mail.mail"].search([]).unlink()
 env["ir.mail_server"].create(
@@ -92,12 +91,26 @@ env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit
 env["ir.config_parameter"].set_param("mail_outbound.retry_min_backoff", 1)
 env["ir.config_parameter"].set_param("mail_outbound.retry_max_backoff", 2)
 env["mail.mail"].create([
-    {{"email_from": "bob@example.com", "email_to": f"rcpt{{i}}@destination.example",
+    {{"email_from": "bob@example.com" if i % 2 else "{other_from}",
+      "email_to": f"rcpt{{i}}@destination.example",
       "subject": f"Safety {{i}}", "body_html": "<p>x</p>", "auto_delete": False}}
     for i in range({count})
 ])
 env.cr.commit()
 """
+
+
+class _Setup:
+    """SETUP.format with one sender by default; a second one (``other_from``)
+    makes the routing split the queue into two batches, the second marked
+    later than the claim."""
+
+    @staticmethod
+    def format(other_from="bob@example.com", **values):
+        return SETUP_TEMPLATE.format(other_from=other_from, **values)
+
+
+SETUP = _Setup()
 
 # Fails the first commit that marks mail number {index} sent: a sequence
 # counts across rolled back transactions.
@@ -372,11 +385,30 @@ def parse_report(output):
     return json.loads(line[len("REPORT ") :])
 
 
-def fault_trials(odoo, trials, rng, inject, label, count=120):
+POLLER = (
+    """
+import time
+
+print("POLLING", flush=True)
+# waits for the first worker's claim, then polls the queue without pause
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    if env["mail.mail"].search_count([("delivery_claim", "!=", False)]):
+        break
+    env.cr.rollback()
+    time.sleep(0.01)
+"""
+    + DRAIN
+)
+
+
+def fault_trials(odoo, trials, rng, inject, label, count=120, poll=False):
     """``trials`` runs of ``count`` mails, each hit by ``inject(worker)`` when
-    a random number of them has reached the server; then, after the claim
-    timeout, the queue is run to its end. A shell finishes one trial, reports
-    it and sets the next one up: each trial costs two Odoo processes."""
+    a random number of them has reached the server; then the queue is run
+    to its end. ``poll``: a second worker polls the queue all along, and so
+    meets the dead worker's claims the moment they can be taken; else one
+    is started after the fault. The last process of a trial reports it and
+    sets the next one up: each trial costs two or three Odoo processes."""
     results = []
     cadences = (1, 7, 50)
 
@@ -385,13 +417,25 @@ def fault_trials(odoo, trials, rng, inject, label, count=120):
 
         def setup(commit_every):
             return SETUP.format(
-                port=smtp.port, claim_timeout=2, count=count, commit_every=commit_every
+                port=smtp.port,
+                claim_timeout=2,
+                count=count,
+                commit_every=commit_every,
+                other_from="alice@example.org",
             )
 
         commit_every = rng.choice(cadences)
         odoo.run(setup(commit_every))
         for trial in range(trials):
             smtp.reset()
+            following = rng.choice(cadences)
+            closing = REPORT + (setup(following) if trial < trials - 1 else "")
+            poller = None
+            if poll:
+                poller = odoo.start(POLLER.format(seconds=90) + closing)
+                while not poller.stdout.readline().startswith("POLLING"):
+                    if poller.poll() is not None:
+                        break
             worker = odoo.start(WORKER.format(batch=1000))
             hit_after = rng.randint(1, count - 10)
             deadline = time.monotonic() + 60
@@ -400,13 +444,11 @@ def fault_trials(odoo, trials, rng, inject, label, count=120):
             time.sleep(rng.uniform(0, 0.02))
             inject(worker)
             hit_at = len(smtp.messages)
-            time.sleep(2.2)  # the claim timeout of 2 s
-            following = rng.choice(cadences)
-            output = odoo.run(
-                WORKER.format(batch=1000)
-                + REPORT
-                + (setup(following) if trial < trials - 1 else "")
-            )
+            if poller:
+                output = poller.stdout.read()
+                poller.wait(timeout=120)
+            else:
+                output = odoo.run(DRAIN.format(seconds=60) + closing)
             received = received_counts(smtp)
             ok, summary = verdict(parse_report(output), received, in_doubt_max=1)
             results.append(ok)
@@ -426,7 +468,7 @@ def random_kills(odoo, trials=8, seed=None):
         worker.send_signal(signal.SIGKILL)
         worker.wait()
 
-    results = fault_trials(odoo, trials, random.Random(seed), kill, "kill")
+    results = fault_trials(odoo, trials, random.Random(seed), kill, "kill", poll=True)
     ok = all(results)
     print(
         f"workers killed at random moments, {trials} trials: "
@@ -600,7 +642,9 @@ def main():
         "killed_worker_1": lambda: killed_worker(odoo, commit_every=1),
         "refused_commit": lambda: refused_commit(odoo),
         "slow_run": lambda: slow_run(odoo),
-        "random_kills": lambda: random_kills(odoo, trials=8),
+        "random_kills": lambda: random_kills(
+            odoo, trials=int(os.environ.get("MO_TRIALS", 8))
+        ),
         "dropped_sessions": lambda: dropped_sessions(odoo),
         "database_crash": lambda: database_crash(db, addons, trials=5),
     }
