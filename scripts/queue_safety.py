@@ -646,7 +646,9 @@ def main():
             odoo, trials=int(os.environ.get("MO_TRIALS", 8))
         ),
         "dropped_sessions": lambda: dropped_sessions(odoo),
-        "database_crash": lambda: database_crash(db, addons, trials=5),
+        "database_crash": lambda: database_crash(
+            db, addons, trials=int(os.environ.get("MO_CRASHES", 5))
+        ),
     }
     results = []
     for name, scenario in scenarios.items():
