@@ -12,6 +12,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 from ..tools import addresses, delivery, ports, routing, smtp_diagnosis
+from . import queue_log
 
 _logger = logging.getLogger(__name__)
 
@@ -738,7 +739,9 @@ class IrMailServer(models.Model):
             # dropped by the server at an earlier mail of this batch: this
             # one was never tried; core aborts the batch, it stays queued
             tracker.session_lost = True
+            queue_log.quiet_core_error(True)
             raise smtplib.SMTPServerDisconnected("session lost at an earlier mail")
+        queue_log.quiet_core_error(False)
         started = time.monotonic()
         # core passes the validated recipients along; parsing the headers
         # again costs more than the rest of this method
@@ -759,6 +762,8 @@ class IrMailServer(models.Model):
             result = self._send_email_routed(message, **kwargs)
         except Exception as error:
             attempt.failure = delivery.classify(error)
+            # a temporary failure is deferred and logged once as a WARNING
+            queue_log.quiet_core_error(attempt.failure.temporary)
             attempt.code = attempt.failure.code
             attempt.text = attempt.failure.text
             attempt.duration_ms = int((time.monotonic() - started) * 1000)

@@ -11,6 +11,7 @@ from odoo import _, api, fields, models, sql_db, tools
 from odoo.exceptions import AccessError, UserError
 
 from ..tools import delivery, quota, routing, settings
+from . import queue_log
 
 _logger = logging.getLogger(__name__)
 
@@ -524,6 +525,7 @@ class MailMail(models.Model):
                 raise_exception=raise_exception,
                 post_send_callback=post_send_callback,
             )
+        queue_log.quiet_core_error(False)
         tracker = delivery.AttemptTracker()
         tracker.claim = self.env.context.get("mail_outbound_claim")
         if auto_commit is True and tracker.claim:
@@ -925,6 +927,7 @@ class MailMail(models.Model):
                 "failure_reason": reason,
             }
         )
+        self._trigger_queue_at(granted.defer_until)
         limit_failure = delivery.Failure(
             delivery.TEMPORARY, 0, reason, "limit", False, "mail_smtp"
         )
@@ -1006,6 +1009,7 @@ class MailMail(models.Model):
         """Queue again the mails still within the queue lifetime; return them."""
         policy = self._get_retry_policy()
         deferred = self.browse()
+        whens = []
         for mail in self:
             attempts = mail.delivery_attempts + 1
             first = mail.delivery_first_attempt or now
@@ -1037,9 +1041,41 @@ class MailMail(models.Model):
                     [], tracker, "deferred", now, when, failure
                 )
             )
+            _logger.warning(
+                "Mail %s %s deferred after attempt %s via %s: %s; next attempt "
+                "at %s UTC",
+                mail.id,
+                mail.message_id,
+                attempts,
+                self._describe_server(mail, tracker),
+                self._describe_failure(failure),
+                fields.Datetime.to_string(when),
+            )
+            whens.append(when)
             deferred |= mail
         deferred._reset_exception_notifications()
+        if whens:
+            self._trigger_queue_at(min(whens))
         return deferred
+
+    @api.model
+    def _describe_server(self, mail, tracker):
+        server_id = (tracker.failover[1] if tracker.failover else None) or (
+            mail.routing_server_id.id or mail.mail_server_id.id
+        )
+        return (
+            self.env["ir.mail_server"].sudo().browse(server_id).name
+            if server_id
+            else "the command-line server"
+        )
+
+    @api.model
+    def _trigger_queue_at(self, when):
+        """Wake the queue's cron when a deferred mail is due, not at its next
+        hourly run."""
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action", False)
+        if cron:
+            cron.sudo()._trigger(when)
 
     def _fail_delivery_given_up(self, failure, now, tracker):
         reason = _(

@@ -378,6 +378,45 @@ class TestDelivery(MailOutboundSmtpCase):
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
 
+    def cron_triggers(self):
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
+        return self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+
+    def test_a_deferral_wakes_the_queue_and_logs_one_warning(self):
+        """Issue #9: the cron runs at the next attempt, not at its next hour;
+        the log has one WARNING line, not core's ERROR traceback."""
+        self.secondary.active = False
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
+        before = self.cron_triggers()
+        mail = self.create_mails()
+        with (
+            self.assertLogs(
+                "odoo.addons.mail_outbound.models.mail_mail", "WARNING"
+            ) as ours,
+            self.assertNoLogs("odoo.addons.mail.models.mail_mail", "ERROR"),
+        ):
+            self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        lines = [line for line in ours.output if "deferred after attempt" in line]
+        self.assertEqual(len(lines), 1)
+        for words in (str(mail.id), "Primary", "451", "next attempt"):
+            self.assertIn(words, lines[0])
+        triggers = self.cron_triggers() - before
+        self.assertEqual(triggers.mapped("call_at"), [mail.scheduled_date])
+        # its last error is on its form
+        form = self.env.ref("mail_outbound.mail_mail_view_form")
+        self.assertIn('name="failure_reason"', form.arch)
+
+    def test_a_limit_wakes_the_queue_at_the_next_window(self):
+        self.primary.rate_per_minute = 1
+        self.secondary.active = False
+        before = self.cron_triggers()
+        mails = self.create_mails(2)
+        self.run_queue(mails)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        triggers = self.cron_triggers() - before
+        self.assertEqual(triggers.mapped("call_at"), [waiting.scheduled_date])
+
     def test_rate_per_minute(self):
         self.primary.rate_per_minute = 2
         self.secondary.active = False
