@@ -1054,6 +1054,12 @@ class MailMail(models.Model):
             whens.append(when)
             deferred |= mail
         deferred._reset_exception_notifications()
+        if "mailing_trace_ids" in self._fields:
+            # mass_mailing's override, outside this one, already marked them
+            # failed: a deferred mail's trace is still outgoing
+            deferred.mailing_trace_ids.sudo().write(
+                {"trace_status": "outgoing", "failure_type": False}
+            )
         if whens:
             self._trigger_queue_at(min(whens))
         return deferred

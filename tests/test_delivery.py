@@ -407,6 +407,37 @@ class TestDelivery(MailOutboundSmtpCase):
         form = self.env.ref("mail_outbound.mail_mail_view_form")
         self.assertIn('name="failure_reason"', form.arch)
 
+    def test_a_deferred_mailing_trace_is_not_failed(self):
+        """Issue #9, point 8: mass_mailing marks the trace failed before this
+        module defers the mail."""
+        if "mailing_trace_ids" not in self.env["mail.mail"]._fields:
+            self.skipTest("mass_mailing is not installed")
+        self.secondary.active = False
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
+        mailing = self.env["mailing.mailing"].create(
+            {
+                "subject": "Promo",
+                "body_html": "<p>x</p>",
+                "mailing_model_id": self.env.ref("base.model_res_partner").id,
+            }
+        )
+        mail = self.create_mails(mailing_id=mailing.id)
+        trace = self.env["mailing.trace"].create(
+            {
+                "mail_mail_id": mail.id,
+                "mass_mailing_id": mailing.id,
+                "model": "res.partner",
+                "res_id": self.env.user.partner_id.id,
+                "email": "rcpt0@destination.example",
+            }
+        )
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertEqual(trace.trace_status, "outgoing")
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEqual(trace.trace_status, "sent")
+
     def test_a_limit_wakes_the_queue_at_the_next_window(self):
         self.primary.rate_per_minute = 1
         self.secondary.active = False
