@@ -558,6 +558,15 @@ class IrMailServer(models.Model):
                 failure = delivery.classify(error)
                 if not failure.server_health:
                     raise
+                tracker.skipped.append(
+                    delivery.Attempt(
+                        server_id=candidate.id,
+                        ok=False,
+                        code=failure.code,
+                        text=failure.text,
+                        failure=failure,
+                    )
+                )
                 candidate._record_server_failure(failure, now)
                 first_error = first_error or (failure, error)
                 continue
@@ -623,6 +632,15 @@ class IrMailServer(models.Model):
             if send_raw is not None:
                 session.send = send
             connection.data = data
+        send_message = getattr(connection, "send_message", None)
+        if send_message is not None:
+
+            def send_message_(msg, from_addr=None, to_addrs=None, *args, **kwargs):
+                # what this server really receives, after core's rewriting
+                connection.mail_outbound_sent = (msg["From"] or "", from_addr or "")
+                return send_message(msg, from_addr, to_addrs, *args, **kwargs)
+
+            connection.send_message = send_message_
         send_quit = getattr(connection, "quit", None)
         if send_quit is not None:
 
@@ -771,6 +789,9 @@ class IrMailServer(models.Model):
             raise
         code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
         attempt.ok = True
+        attempt.email_from, attempt.envelope_from = getattr(
+            smtp_session, "mail_outbound_sent", ("", "")
+        )
         attempt.code = code
         attempt.text = (
             reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

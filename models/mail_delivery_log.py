@@ -39,7 +39,13 @@ class MailDeliveryLog(models.Model):
     )
     attempt = fields.Integer(default=1)
     outcome = fields.Selection(
-        [("sent", "Sent"), ("deferred", "Deferred"), ("failed", "Failed")],
+        [
+            ("sent", "Sent"),
+            ("deferred", "Deferred"),
+            ("failed", "Failed"),
+            # a server that could not be reached; the mail went to the next one
+            ("failed_over", "Failed Over"),
+        ],
         required=True,
         index=True,
     )

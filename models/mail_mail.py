@@ -777,16 +777,48 @@ class MailMail(models.Model):
                 tracker, delivered or maybe, success_pids, failure_type
             )
         for mail in self:
+            for skipped in tracker.skipped:
+                # the server this batch failed over from: its own log line
+                tracker.logs.extend(
+                    mail._prepare_delivery_log_values(
+                        [skipped], delivery.AttemptTracker(), "failed_over", now
+                    )
+                )
+            tracker.skipped = []
             tracker.logs.extend(
                 mail._prepare_delivery_log_values(
                     attempts, tracker, "failed" if failure_type else "sent", now
                 )
             )
-        if tracker.failover and not failure_type:
-            self.write({"routing_server_id": tracker.failover[1]})
+        self._write_delivered_truth(attempts, delivered, now)
         return super()._postprocess_sent_message(
             success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
+
+    def _write_delivered_truth(self, attempts, delivered, now):
+        """The Routing tab and counters say what the receiving server got:
+        the server that took the mail, the From and envelope it received."""
+        if not delivered:
+            return
+        taken = next((attempt for attempt in reversed(attempts) if attempt.ok), None)
+        for mail in self:
+            values = {
+                "delivery_attempts": mail.delivery_attempts + 1,
+                "delivery_first_attempt": mail.delivery_first_attempt or now,
+            }
+            # after a failover, what the other server received; else the
+            # decision already says it, as it was formatted
+            if (
+                taken
+                and taken.server_id
+                and taken.server_id != (mail.routing_server_id.id)
+            ):
+                values["routing_server_id"] = taken.server_id
+                if taken.email_from:
+                    values["routing_email_from"] = str(taken.email_from)
+                if taken.envelope_from:
+                    values["routing_envelope_from"] = taken.envelope_from
+            mail.write(values)
 
     def _split_by_mail_configuration(self):
         """Core's grouping, with each mail's routing decided and recorded.

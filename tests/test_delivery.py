@@ -261,9 +261,19 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(self.primary.delivery_failures, 1)
         self.assertTrue(self.primary.last_delivery_error)
         logs = self.new_logs()
-        self.assertEqual(logs.mapped("failover_from_id"), self.primary)
-        self.assertEqual(logs.mapped("mail_server_id"), self.secondary)
+        delivered = logs.filtered(lambda log: log.outcome == "sent")
+        self.assertEqual(delivered.mapped("failover_from_id"), self.primary)
+        self.assertEqual(delivered.mapped("mail_server_id"), self.secondary)
         self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
+        # issue #9: the failed connection to the primary is an attempt too,
+        # one line, in the log, graph and pivot
+        skipped = logs.filtered(lambda log: log.outcome == "failed_over")
+        self.assertEqual(len(skipped), 1)
+        self.assertEqual(skipped.mail_server_id, self.primary)
+        self.assertTrue(skipped.reason)
+        # a sent mail counts its attempt
+        self.assertEqual(mails.mapped("delivery_attempts"), [1, 1])
+        self.assertTrue(all(mails.mapped("delivery_first_attempt")))
 
     def test_failover_on_refused_login_and_421(self):
         for case in ("auth", "421"):
@@ -298,6 +308,12 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertAddress(
             received["message"]["From"], "Bob", "notifications@example.org"
         )
+        # issue #9: the Routing tab says what the secondary received
+        self.assertEqual(mail.routing_server_id, self.secondary)
+        self.assertIn("<notifications@example.org>", mail.routing_email_from)
+        self.assertEqual(mail.routing_envelope_from, received["mail_from"])
+        log = self.new_logs().filtered(lambda log: log.outcome == "sent")
+        self.assertIn("<notifications@example.org>", log.email_from)
 
     def test_circuit_opens_after_repeated_failures(self):
         smtp, flaky = self.start_smtp_server("Flaky", sequence=0)

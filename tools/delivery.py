@@ -286,7 +286,8 @@ class Attempt:
     recipients: int = 0
     duration_ms: int = 0
     failure: Failure | None = None
-    email_from: str = ""
+    email_from: str = ""  # the From header the server received
+    envelope_from: str = ""  # the MAIL FROM it received
 
 
 class AttemptTracker:
@@ -303,6 +304,7 @@ class AttemptTracker:
         self.failover = None  # (from_server_id, to_server_id)
         self.logs = []  # log values waiting to be written in one INSERT
         self.current_mail_id = None  # the mail being handed over
+        self.skipped = []
         # the server dropped the batch's session at an earlier mail: the
         # current one was never tried
         self.session_lost = False
@@ -326,3 +328,6 @@ class AttemptTracker:
         self.connect_failure = None
         self.failover = None
         self.attempts = []
+        # failed connections to servers the batch then failed over from:
+        # one log line each, written with the batch's first mail
+        self.skipped = []
