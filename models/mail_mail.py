@@ -164,8 +164,13 @@ class MailMail(models.Model):
         if not claimed:
             return None
         try:
+            # core searches the newest batch_size * 10 due mails, then keeps
+            # those in ids: claimed mails outside that window would never be
+            # sent. A filter on the claimed ids makes its search find them.
+            filters = [*self.env.context.get("filters", []), ("id", "in", claimed)]
             return super(
-                MailMail, self.with_context(mail_outbound_claim=token)
+                MailMail,
+                self.with_context(mail_outbound_claim=token, filters=filters),
             ).process_email_queue(ids=claimed, batch_size=batch_size)
         finally:
             self._release_claims(token)

@@ -140,3 +140,50 @@ class TestQueueSecurity(MailOutboundSmtpCase):
             with self.assertRaises(ValidationError) as caught:
                 domain.write({"default_from": value})
             self.assertIn("Default From", str(caught.exception))
+
+    def test_claimed_mails_outside_cores_search_window_are_sent(self):
+        """Issue #9, point 8: core keeps only the claimed ids among the newest
+        batch_size * 10 due mails."""
+        oldest = self.create_mails()
+        newer = self.create_mails(12)
+        self.env["mail.mail"].process_email_queue(ids=oldest.ids, batch_size=1)
+        self.assertEqual(oldest.state, "sent")
+        self.assertEqual(set(newer.mapped("state")), {"outgoing"})
+
+    def test_a_typo_in_the_batch_size_parameter(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mail.mail.queue.batch.size", "x"
+        )
+        mails = self.create_mails(2)
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+
+    def test_routing_preview_with_the_callers_rights(self):
+        """Issue #9, point 3: onchange on the wizard needs no access right."""
+        self.primary.from_filter = "secret-domain.example"
+        for user in (self.employee, self.portal):
+            Preview = self.env["mail.outbound.routing.preview"].with_user(user)
+            result = Preview.onchange(
+                {"email_from": "bob@secret-domain.example"},
+                ["email_from"],
+                {"email_from": {}, "result_server": {}, "result_reason": {}},
+            )
+            shown = str(result)
+            self.assertNotIn("Primary", shown)
+            self.assertNotIn("secret-domain", shown.replace("bob@secret-domain", ""))
+        preview = self.env["mail.outbound.routing.preview"].create(
+            {"email_from": "bob@secret-domain.example"}
+        )
+        self.assertEqual(preview.result_server, "Primary")
+
+    def test_settings_hide_usage_and_limits_from_others(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mail_outbound.daily_limit", 1234
+        )
+        names = ["mail_outbound_daily_limit", "mail_outbound_sent_today"]
+        for user in (self.employee, self.portal):
+            values = self.env["res.config.settings"].with_user(user).default_get(names)
+            self.assertFalse(values.get("mail_outbound_daily_limit"))
+            self.assertFalse(values.get("mail_outbound_sent_today"))
+        values = self.env["res.config.settings"].default_get(names)
+        self.assertEqual(values["mail_outbound_daily_limit"], 1234)
