@@ -145,7 +145,13 @@ class LoopbackSmtp:
         auth_required=False,
         exclude_auth=(),
         data_delay=0,
+        port=None,
+        on_message=None,
+        record=True,
     ):
+        """``port``: a fixed one (the demo's sink), else a free one.
+        ``on_message(received)``: called with each recorded message.
+        ``record=False``: count the messages only (the benchmark's sink)."""
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
@@ -153,12 +159,18 @@ class LoopbackSmtp:
         # test can interrupt a client in the middle of a batch
         self.data_delay = data_delay
         self.messages = []
+        self.count = 0
+        self.on_message = on_message
+        self.keep = record
         self.rules = []
         self._condition = threading.Condition()
         self._release = threading.Event()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port:
+            self.port = port
+        else:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
         self.host = "127.0.0.1"
         context = None
         if tls != "none":
@@ -239,19 +251,23 @@ class LoopbackSmtp:
         return AuthResult(success=self.users.get(login) == password, handled=False)
 
     def _record(self, session, envelope):
+        self.count += 1
+        if not self.keep:
+            return
         raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
+        received = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "message": message,
+            "data": raw,
+            "authenticated": bool(session.authenticated),
+        }
         with self._condition:
-            self.messages.append(
-                {
-                    "mail_from": envelope.mail_from,
-                    "rcpt_tos": list(envelope.rcpt_tos),
-                    "message": message,
-                    "data": raw,
-                    "authenticated": bool(session.authenticated),
-                }
-            )
+            self.messages.append(received)
             self._condition.notify_all()
+        if self.on_message:
+            self.on_message(received)
 
     def wait_for(self, count, timeout=5):
         with self._condition:

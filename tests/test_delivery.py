@@ -47,21 +47,6 @@ class TestDelivery(MailOutboundSmtpCase):
             )
         return logs
 
-    def create_mails(self, count=1, **values):
-        return self.env["mail.mail"].create(
-            [
-                {
-                    "email_from": "bob@example.com",
-                    "email_to": f"rcpt{index}@destination.example",
-                    "subject": f"Delivery {index}",
-                    "body_html": "<p>x</p>",
-                    "auto_delete": False,
-                    **values,
-                }
-                for index in range(count)
-            ]
-        )
-
     def run_queue(self, mails):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
 

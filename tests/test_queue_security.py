@@ -36,20 +36,6 @@ class TestQueueSecurity(MailOutboundSmtpCase):
             }
         )
 
-    def create_mails(self, count=1):
-        return self.env["mail.mail"].create(
-            [
-                {
-                    "email_from": "bob@example.com",
-                    "email_to": f"rcpt{index}@destination.example",
-                    "subject": f"Security {index}",
-                    "body_html": "<p>x</p>",
-                    "auto_delete": False,
-                }
-                for index in range(count)
-            ]
-        )
-
     def test_queue_refused_before_anything_is_claimed(self):
         mails = self.create_mails(3)
         for user in (self.portal, self.employee):
