@@ -3,4 +3,9 @@ from . import ir_mail_server
 from . import mail_alias_domain
 from . import mail_delivery_log
 from . import mail_mail
+from . import mail_mail_delivery
+from . import mail_mail_limits
+from . import mail_mail_queue
+from . import mail_mail_send
+from . import mail_outbound_handover
 from . import res_config_settings

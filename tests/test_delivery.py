@@ -5,6 +5,7 @@ failed with a reason a person can act on. Time is passed by moving the
 queue's dates, never slept through.
 """
 
+import json
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -392,7 +393,7 @@ class TestDelivery(MailOutboundSmtpCase):
         mail = self.create_mails()
         with (
             self.assertLogs(
-                "odoo.addons.mail_outbound.models.mail_mail", "WARNING"
+                "odoo.addons.mail_outbound.models.mail_mail_delivery", "WARNING"
             ) as ours,
             self.assertNoLogs("odoo.addons.mail.models.mail_mail", "ERROR"),
         ):
@@ -495,8 +496,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.env.flush_all()
         self.env.cr.execute(
             "INSERT INTO mail_outbound_batch (claim, mail_ids, since) "
-            "VALUES (%s, %s, now() AT TIME ZONE 'UTC' - %s::interval)",
-            (claim, mails.ids, age),
+            "VALUES (%s, %s::jsonb, now() AT TIME ZONE 'UTC' - %s::interval)",
+            (claim, json.dumps(mails.ids), age),
         )
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
@@ -523,11 +524,11 @@ class TestDelivery(MailOutboundSmtpCase):
         self.env.cr.execute(
             "INSERT INTO mail_outbound_handover "
             "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
-            "VALUES ('a-worker', %s, %s, %s, %s, %s)",
+            "VALUES ('a-worker', %s, %s, %s::jsonb, %s, %s)",
             (
                 mail.id,
                 delivered,
-                list(partner_ids),
+                json.dumps(list(partner_ids)),
                 failure_type,
                 # the reason the worker had written on the mail
                 failure_type

@@ -173,3 +173,14 @@ class TestQueueSecurity(MailOutboundSmtpCase):
             self.assertFalse(values.get("mail_outbound_sent_today"))
         values = self.env["res.config.settings"].default_get(names)
         self.assertEqual(values["mail_outbound_daily_limit"], 1234)
+
+    def test_hand_over_records_are_models_for_administrators_only(self):
+        """Issue #9: no raw-SQL tables; access rules; removed on uninstall
+        with the module's models."""
+        for model in ("mail.outbound.batch", "mail.outbound.handover"):
+            Model = self.env[model]
+            self.assertFalse(Model._log_access)
+            self.assertTrue(Model.with_user(self.admin).has_access("read"))
+            self.assertFalse(Model.with_user(self.admin).has_access("write"))
+            with self.assertRaises(AccessError):
+                Model.with_user(self.employee).search([])
