@@ -14,6 +14,7 @@ from odoo.osv import expression
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 from ..tools import addresses, delivery, ports, routing, smtp_diagnosis
+from . import queue_log
 
 _logger = logging.getLogger(__name__)
 
@@ -96,6 +97,53 @@ class IrMailServer(models.Model):
         dedicated = self._get_dedicated_mass_server()
         for server in self:
             server.is_dedicated_mass_server = server == dedicated
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_from_filter_value(vals.get("from_filter"), vals.get("name"))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if vals.get("from_filter"):
+            for server in self:
+                server._check_from_filter_value(
+                    vals["from_filter"], vals.get("name", server.name)
+                )
+        return super().write(vals)
+
+    @api.model
+    def _check_from_filter_value(self, value, name):
+        """Refused before it is written: a NUL would reach PostgreSQL as a raw
+        error, and a filter of only commas would mean "anyone" once stored."""
+        if not value or not isinstance(value, str):
+            return
+        try:
+            addresses.check_filter(value)
+        except addresses.FilterError as error:
+            raise ValidationError(
+                self._from_filter_error_message(self.new({"name": name}), error)
+            ) from error
+
+    @api.constrains("daily_limit", "rate_per_minute")
+    def _check_delivery_limits(self):
+        for server in self:
+            if server.daily_limit < 0:
+                raise ValidationError(
+                    _(
+                        "Daily Limit of %(server)s: type 0 for no limit, or a "
+                        "number of mails.",
+                        server=server.name,
+                    )
+                )
+            if server.rate_per_minute < 0:
+                raise ValidationError(
+                    _(
+                        "Rate per Minute of %(server)s: type 0 for no limit, or "
+                        "a number of mails.",
+                        server=server.name,
+                    )
+                )
 
     @api.constrains("from_filter")
     def _check_from_filter(self):
@@ -211,9 +259,18 @@ class IrMailServer(models.Model):
     def _from_filter_error_message(self, server, error):
         if error.problem == "header_injection":
             return _(
-                "The FROM Filtering of %(server)s contains a line break. Type "
-                "the addresses or domains on one line, separated by commas.",
+                "The FROM Filtering of %(server)s contains a line break or a NUL "
+                "character. Type the addresses or domains on one line, separated "
+                "by commas.",
                 server=server.name,
+            )
+        if error.problem == "empty_part":
+            return _(
+                'The FROM Filtering of %(server)s is "%(part)s": no address or '
+                "domain. Type them separated by commas, or leave the field empty "
+                "to let the server send as anyone.",
+                server=server.name,
+                part=error.part,
             )
         if error.problem == "display_name":
             return _(
@@ -580,6 +637,15 @@ class IrMailServer(models.Model):
                 failure = delivery.classify(error)
                 if not failure.server_health:
                     raise
+                tracker.skipped.append(
+                    delivery.Attempt(
+                        server_id=candidate.id,
+                        ok=False,
+                        code=failure.code,
+                        text=failure.text,
+                        failure=failure,
+                    )
+                )
                 candidate._record_server_failure(failure, now)
                 first_error = first_error or (failure, error)
                 continue
@@ -615,14 +681,45 @@ class IrMailServer(models.Model):
         # sessions are whatever smtplib.SMTP is (test doubles included):
         # wrap what they have
         send_data = getattr(connection, "data", None)
+        # core's SMTPConnection proxies a few smtplib methods; send is not
+        # one of them: wrap it on the smtplib object itself
+        session = getattr(connection, "__obj__", connection)
+        send_raw = getattr(session, "send", None)
         if send_data is not None:
+            ended = {"data": False}
+
+            def send(payload):
+                send_raw(payload)
+                # smtplib sends the body and its final "." in one call
+                if isinstance(payload, bytes) and payload.endswith(b"\r\n.\r\n"):
+                    ended["data"] = True
 
             def data(msg):
-                code, reply = send_data(msg)
+                ended["data"] = False
+                try:
+                    code, reply = send_data(msg)
+                except smtplib.SMTPServerDisconnected as error:
+                    if ended["data"]:
+                        # the server may have it: not a temporary failure
+                        raise delivery.DroppedAfterData(
+                            f"connection lost after the end of DATA: {error}"
+                        ) from error
+                    raise
                 connection.mail_outbound_reply = (code, reply)
                 return code, reply
 
+            if send_raw is not None:
+                session.send = send
             connection.data = data
+        send_message = getattr(connection, "send_message", None)
+        if send_message is not None:
+
+            def send_message_(msg, from_addr=None, to_addrs=None, *args, **kwargs):
+                # what this server really receives, after core's rewriting
+                connection.mail_outbound_sent = (msg["From"] or "", from_addr or "")
+                return send_message(msg, from_addr, to_addrs, *args, **kwargs)
+
+            connection.send_message = send_message_
         send_quit = getattr(connection, "quit", None)
         if send_quit is not None:
 
@@ -670,10 +767,10 @@ class IrMailServer(models.Model):
 
     @api.model
     def _get_circuit_policy(self):
-        params = self.env["ir.config_parameter"].sudo()
+        get = self.env["ir.config_parameter"]._mail_outbound_get
         return delivery.CircuitPolicy(
-            threshold=int(params.get_param("mail_outbound.circuit_threshold", 3)),
-            cooldown=int(params.get_param("mail_outbound.circuit_cooldown", 300)),
+            threshold=get("mail_outbound.circuit_threshold"),
+            cooldown=get("mail_outbound.circuit_cooldown"),
         )
 
     def _record_server_failure(self, failure, now):
@@ -748,6 +845,16 @@ class IrMailServer(models.Model):
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker is None or smtp_session is None:
             return self._send_email_routed(message, **kwargs)
+        if getattr(smtp_session, "mail_outbound_server_id", None) and (
+            getattr(getattr(smtp_session, "__obj__", smtp_session), "sock", True)
+            is None
+        ):
+            # dropped by the server at an earlier mail of this batch: this
+            # one was never tried; core aborts the batch, it stays queued
+            tracker.session_lost = True
+            queue_log.quiet_core_error(True)
+            raise smtplib.SMTPServerDisconnected("session lost at an earlier mail")
+        queue_log.quiet_core_error(False)
         started = time.monotonic()
         # core passes the validated recipients along; parsing the headers
         # again costs more than the rest of this method
@@ -768,6 +875,8 @@ class IrMailServer(models.Model):
             result = self._send_email_routed(message, **kwargs)
         except Exception as error:
             attempt.failure = delivery.classify(error)
+            # a temporary failure is deferred and logged once as a WARNING
+            queue_log.quiet_core_error(attempt.failure.temporary)
             attempt.code = attempt.failure.code
             attempt.text = attempt.failure.text
             attempt.duration_ms = int((time.monotonic() - started) * 1000)
@@ -775,6 +884,9 @@ class IrMailServer(models.Model):
             raise
         code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
         attempt.ok = True
+        attempt.email_from, attempt.envelope_from = getattr(
+            smtp_session, "mail_outbound_sent", ("", "")
+        )
         attempt.code = code
         attempt.text = (
             reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

@@ -43,7 +43,13 @@ class MailDeliveryLog(models.Model):
     )
     attempt = fields.Integer(default=1)
     outcome = fields.Selection(
-        [("sent", "Sent"), ("deferred", "Deferred"), ("failed", "Failed")],
+        [
+            ("sent", "Sent"),
+            ("deferred", "Deferred"),
+            ("failed", "Failed"),
+            # a server that could not be reached; the mail went to the next one
+            ("failed_over", "Failed Over"),
+        ],
         required=True,
         index=True,
     )
@@ -176,10 +182,8 @@ class MailDeliveryLog(models.Model):
     @api.model
     def _gc_delivery_log(self):
         """Cron: drop attempts older than the retention setting."""
-        days = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.delivery_log_days", 30)
+        days = self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.delivery_log_days"
         )
         if days <= 0:
             return

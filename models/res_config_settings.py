@@ -56,6 +56,17 @@ class ResConfigSettings(models.TransientModel):
         return "mass_mailing_mail_server_id" in self._fields
 
     @api.model
+    def default_get(self, fields_list):
+        values = super().default_get(fields_list)
+        if not self.env.is_system():
+            # core reads every setting as superuser, also for an onchange of
+            # anyone: the database's usage and limits are not theirs to see
+            for name in values:
+                if name.startswith("mail_outbound_"):
+                    values[name] = False
+        return values
+
+    @api.model
     def get_values(self):
         values = super().get_values()
         server = self.env["ir.mail_server"]._get_dedicated_mass_server()
@@ -64,6 +75,8 @@ class ResConfigSettings(models.TransientModel):
         values["mail_outbound_mass_mailing_installed"] = (
             self._mass_mailing_owns_setting()
         )
+        if not self.env.is_system():
+            return values
         Log = self.env["mail.delivery.log"].sudo()
         start, _end = quota.day_window(fields.Datetime.now(), Log._company_tz())
         values["mail_outbound_sent_today"] = Log._count_sent(start)[1]

@@ -21,15 +21,33 @@ a database that has mail_outbound:
    worker polls the queue: the live worker renews its claim, so the second
    one takes none of its mails and nothing is failed as interrupted.
 
-Prints one line per scenario and a closing "N passed, N failed" line.
+5. Workers killed with SIGKILL at random moments (8 trials, a random
+   commit cadence): after a settlement, none twice, none lost, at most the
+   one mail in hand-over failed as "may have been delivered".
+6. PostgreSQL stopped with ``pg_ctl stop -m immediate`` in the middle of a
+   run, then restarted (5 trials), on a cluster of its own with
+   ``fsync=on`` and ``synchronous_commit=on``: the same.
+7. A server that answers 451 to some recipients and drops the session after
+   the end of DATA for some mails (it did receive those): the 451s are
+   retried and sent, the dropped ones failed as "may have been delivered"
+   and never sent twice.
+
+Every scenario counts what the SMTP server received against the mails'
+states: zero received twice, zero marked sent but not received, zero left
+queued. Prints one line per scenario and a closing "N passed, N failed" line.
 """
 
 import collections
+import glob
+import json
 import os
 import pathlib
+import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,7 +65,22 @@ while env["mail.mail"]._count_due():
 print("WORKER DONE", flush=True)
 """
 
-SETUP = """
+# Polls the queue until nothing is queued, deferred mails included (short
+# backoffs), as a cron on a busy server would: started right after a fault,
+# it meets the dead worker's claims the moment they can be taken
+DRAIN = """
+import time
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    if not env["mail.mail"].search_count([("state", "=", "outgoing")]):
+        break
+    env["mail.mail"].process_email_queue()
+    env.cr.commit()
+    time.sleep(0.1)
+print("WORKER DONE", flush=True)
+"""
+
+SETUP_TEMPLATE = """
 env["ir.mail_server"].search([]).unlink()
 env["mail.mail"].search([]).unlink()
 env["ir.mail_server"].create(
@@ -55,13 +88,29 @@ env["ir.mail_server"].create(
 )
 env["ir.config_parameter"].set_param("mail_outbound.claim_timeout", {claim_timeout})
 env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit_every})
+env["ir.config_parameter"].set_param("mail_outbound.retry_min_backoff", 1)
+env["ir.config_parameter"].set_param("mail_outbound.retry_max_backoff", 2)
 env["mail.mail"].create([
-    {{"email_from": "bob@example.com", "email_to": f"rcpt{{i}}@destination.example",
+    {{"email_from": "bob@example.com" if i % 2 else "{other_from}",
+      "email_to": f"rcpt{{i}}@destination.example",
       "subject": f"Safety {{i}}", "body_html": "<p>x</p>", "auto_delete": False}}
     for i in range({count})
 ])
 env.cr.commit()
 """
+
+
+class _Setup:
+    """SETUP.format with one sender by default; a second one (``other_from``)
+    makes the routing split the queue into two batches, the second marked
+    later than the claim."""
+
+    @staticmethod
+    def format(other_from="bob@example.com", **values):
+        return SETUP_TEMPLATE.format(other_from=other_from, **values)
+
+
+SETUP = _Setup()
 
 # Fails the first commit that marks mail number {index} sent: a sequence
 # counts across rolled back transactions.
@@ -105,13 +154,14 @@ REPORT = """
 import json
 mails = env["mail.mail"].search([("subject", "like", "Safety %")])
 print("REPORT " + json.dumps([
-    [m.message_id, m.state, m.failure_reason or ""] for m in mails
+    [m.message_id, m.state, m.failure_reason or "", m.email_to] for m in mails
 ]), flush=True)
 """
 
 
 class Odoo:
-    def __init__(self, db, addons):
+    def __init__(self, db, addons, host=None):
+        host = host or os.environ["PGHOST"]
         self.base = [
             sys.executable,
             "-m",
@@ -122,7 +172,7 @@ class Odoo:
             "--addons-path",
             addons,
             "--db_host",
-            os.environ["PGHOST"],
+            host,
             "--db_user",
             os.environ["PGUSER"],
             "--no-http",
@@ -148,12 +198,7 @@ class Odoo:
         return process
 
     def report(self):
-        import json
-
-        line = next(
-            line for line in self.run(REPORT).splitlines() if line.startswith("REPORT ")
-        )
-        return json.loads(line[len("REPORT ") :])
+        return parse_report(self.run(REPORT))
 
 
 def received_counts(smtp):
@@ -163,7 +208,7 @@ def received_counts(smtp):
 def tally(odoo, received):
     """The queued mails, their states, and how many the server got twice."""
     report = odoo.report()
-    states = collections.Counter(state for _mid, state, _reason in report)
+    states = collections.Counter(row[1] for row in report)
     twice = sum(1 for n in received.values() if n > 1)
     return report, states, twice
 
@@ -182,7 +227,7 @@ def two_workers(odoo):
         received = received_counts(smtp)
     report, states, twice = tally(odoo, received)
     sent = states.get("sent", 0)
-    missing = sum(1 for mid, _s, _r in report if received[mid] == 0)
+    missing = sum(1 for row in report if received[row[0]] == 0)
     ok = sent == count and twice == 0 and missing == 0 and len(received) == count
     print(
         f"two workers, {count} mails: {sent} sent, {len(received)} received, "
@@ -220,12 +265,12 @@ def killed_worker(odoo, commit_every):
         received = received_counts(smtp)
     report, states, twice = tally(odoo, received)
     queued = states.get("outgoing", 0)
-    failed = [(mid, reason) for mid, state, reason in report if state == "exception"]
+    failed = [(row[0], row[2]) for row in report if row[1] == "exception"]
     unexplained = [
         mid for mid, reason in failed if "may have been delivered" not in reason
     ]
     sent_not_received = sum(
-        1 for mid, state, _r in report if state == "sent" and received[mid] == 0
+        1 for row in report if row[1] == "sent" and received[row[0]] == 0
     )
     ok = (
         twice == 0
@@ -305,16 +350,313 @@ def slow_run(odoo):
     return ok
 
 
+MAYBE = "may have been delivered"
+
+
+def verdict(report, received, in_doubt_max):
+    """(ok, summary) for the mails' states against what the server received.
+
+    Lost: queued at the end, sent but never received, or failed for another
+    reason than "may have been delivered". In doubt: failed as "may have
+    been delivered" (received or not): at most ``in_doubt_max``.
+    """
+    twice = sum(1 for n in received.values() if n > 1)
+    queued = sum(1 for row in report if row[1] == "outgoing")
+    sent = sum(1 for row in report if row[1] == "sent")
+    sent_missing = sum(1 for row in report if row[1] == "sent" and not received[row[0]])
+    doubt = sum(1 for row in report if row[1] == "exception" and MAYBE in row[2])
+    other = sum(1 for row in report if row[1] not in ("sent", "outgoing")) - doubt
+    ok = (
+        twice == 0
+        and queued == 0
+        and sent_missing == 0
+        and other == 0
+        and doubt <= in_doubt_max
+    )
+    summary = (
+        f"{sent} sent, {doubt} in doubt, {queued + sent_missing + other} lost, "
+        f"{twice} received twice"
+    )
+    return ok, summary
+
+
+def parse_report(output):
+    line = next(line for line in output.splitlines() if line.startswith("REPORT "))
+    return json.loads(line[len("REPORT ") :])
+
+
+POLLER = (
+    """
+import time
+
+print("POLLING", flush=True)
+# waits for the first worker's claim, then polls the queue without pause
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    if env["mail.mail"].search_count([("delivery_claim", "!=", False)]):
+        break
+    env.cr.rollback()
+    time.sleep(0.01)
+"""
+    + DRAIN
+)
+
+
+def fault_trials(odoo, trials, rng, inject, label, count=120, poll=False):
+    """``trials`` runs of ``count`` mails, each hit by ``inject(worker)`` when
+    a random number of them has reached the server; then the queue is run
+    to its end. ``poll``: a second worker polls the queue all along, and so
+    meets the dead worker's claims the moment they can be taken; else one
+    is started after the fault. The last process of a trial reports it and
+    sets the next one up: each trial costs two or three Odoo processes."""
+    results = []
+    cadences = (1, 7, 50)
+
+    with LoopbackSmtp() as smtp:
+        smtp.data_delay = 0.002
+
+        def setup(commit_every):
+            return SETUP.format(
+                port=smtp.port,
+                claim_timeout=2,
+                count=count,
+                commit_every=commit_every,
+                other_from="alice@example.org",
+            )
+
+        commit_every = rng.choice(cadences)
+        odoo.run(setup(commit_every))
+        for trial in range(trials):
+            smtp.reset()
+            following = rng.choice(cadences)
+            closing = REPORT + (setup(following) if trial < trials - 1 else "")
+            poller = None
+            if poll:
+                poller = odoo.start(POLLER.format(seconds=90) + closing)
+                while not poller.stdout.readline().startswith("POLLING"):
+                    if poller.poll() is not None:
+                        break
+            worker = odoo.start(WORKER.format(batch=1000))
+            hit_after = rng.randint(1, count - 10)
+            deadline = time.monotonic() + 60
+            while len(smtp.messages) < hit_after and time.monotonic() < deadline:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.02))
+            inject(worker)
+            hit_at = len(smtp.messages)
+            if poller:
+                output = poller.stdout.read()
+                poller.wait(timeout=120)
+            else:
+                output = odoo.run(DRAIN.format(seconds=60) + closing)
+            received = received_counts(smtp)
+            ok, summary = verdict(parse_report(output), received, in_doubt_max=1)
+            results.append(ok)
+            print(
+                f"  {label} {trial + 1}: after {hit_at} of {count} mails, committing "
+                f"every {commit_every}: {summary} -> {'ok' if ok else 'FAILED'}",
+                flush=True,
+            )
+            commit_every = following
+    return results
+
+
+def random_kills(odoo, trials=8, seed=None):
+    """Workers killed at random moments; the queue then run to its end."""
+
+    def kill(worker):
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+    results = fault_trials(odoo, trials, random.Random(seed), kill, "kill", poll=True)
+    ok = all(results)
+    print(
+        f"workers killed at random moments, {trials} trials: "
+        f"{sum(results)} clean -> {'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
+class DurableCluster:
+    """A PostgreSQL cluster of its own with its real durability settings
+    (scripts/lib.sh's cluster runs with fsync=off), holding a copy of the
+    test database."""
+
+    def __init__(self, db):
+        self.db = db
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+        try:
+            bindir = subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            if not os.path.exists(os.path.join(bindir, "pg_ctl")):
+                raise FileNotFoundError(bindir)
+        except (OSError, subprocess.CalledProcessError):
+            bindir = bindirs[0]
+        self.bindir = bindir
+        self.user = os.environ["PGUSER"]
+        self.as_user = ["runuser", "-u", self.user, "--"] if os.getuid() == 0 else []
+        self.dir = tempfile.mkdtemp(prefix="mail_outbound_durable_pg.")
+        os.chmod(self.dir, 0o755)
+        if os.getuid() == 0:
+            shutil.chown(self.dir, self.user)
+        self.data = os.path.join(self.dir, "data")
+
+    def _ctl(self, *args):
+        subprocess.run(
+            [
+                *self.as_user,
+                os.path.join(self.bindir, "pg_ctl"),
+                "-D",
+                self.data,
+                *args,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self):
+        self._ctl(
+            "-l",
+            os.path.join(self.dir, "server.log"),
+            "-w",
+            "-o",
+            f"-k {self.dir} -c listen_addresses='' -c fsync=on "
+            "-c synchronous_commit=on -c full_page_writes=on",
+            "start",
+        )
+
+    def crash(self):
+        self._ctl("-m", "immediate", "stop")
+
+    def __enter__(self):
+        subprocess.run(
+            [
+                *self.as_user,
+                os.path.join(self.bindir, "initdb"),
+                "-D",
+                self.data,
+                "-U",
+                self.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.start()
+        subprocess.run(
+            ["createdb", "-h", self.dir, "-U", self.user, self.db], check=True
+        )
+        dump = subprocess.Popen(
+            ["pg_dump", "-h", os.environ["PGHOST"], "-U", self.user, self.db],
+            stdout=subprocess.PIPE,
+        )
+        subprocess.run(
+            ["psql", "-q", "-h", self.dir, "-U", self.user, "-d", self.db],
+            stdin=dump.stdout,
+            check=True,
+            capture_output=True,
+        )
+        dump.wait()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.crash()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def database_crash(db, addons, trials=5, seed=None):
+    """PostgreSQL stopped with an immediate stop mid-run, then restarted."""
+    with DurableCluster(db) as cluster:
+
+        def crash(worker):
+            cluster.crash()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            cluster.start()
+
+        odoo = Odoo(db, addons, host=cluster.dir)
+        results = fault_trials(odoo, trials, random.Random(seed), crash, "crash")
+    ok = all(results)
+    print(
+        f"PostgreSQL stopped (immediate) mid-run on a cluster with fsync=on, "
+        f"{trials} trials: {sum(results)} clean -> {'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
+def dropped_sessions(odoo, seed=None):
+    """451 to some recipients, the session dropped after DATA for others."""
+    rng = random.Random(seed)
+    count = 200
+    picked = rng.sample(range(count), 30)
+    refused, dropped = set(picked[:20]), set(picked[20:])
+    with LoopbackSmtp() as smtp:
+        for i in refused:
+            smtp.script(
+                "rcpt", 451, "4.7.1 Try again later", match=f"rcpt{i}@", times=1
+            )
+        for i in dropped:
+            smtp.script("data", action="accept_close", match=f"rcpt{i}@", times=1)
+        odoo.run(
+            SETUP.format(
+                port=smtp.port, claim_timeout=900, count=count, commit_every=50
+            )
+        )
+        odoo.run(DRAIN.format(seconds=120))
+        received = received_counts(smtp)
+    report = odoo.report()
+    ok, summary = verdict(report, received, in_doubt_max=len(dropped))
+    doubt = {
+        int(row[3].split("@")[0][4:])
+        for row in report
+        if row[1] == "exception" and MAYBE in row[2]
+    }
+    ok = ok and doubt == dropped
+    print(
+        f"{len(refused)} of {count} mails refused with 451 once, {len(dropped)} "
+        f"dropped after the end of DATA: {summary}; the dropped ones in doubt: "
+        f"{'yes' if doubt == dropped else 'NO'} -> {'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
 def main():
     db, addons = sys.argv[1], sys.argv[2]
+    only = set(sys.argv[3:])  # scenario names, to run a few while developing
     odoo = Odoo(db, addons)
-    results = [
-        two_workers(odoo),
-        killed_worker(odoo, commit_every=50),
-        killed_worker(odoo, commit_every=1),
-        refused_commit(odoo),
-        slow_run(odoo),
-    ]
+    scenarios = {
+        "two_workers": lambda: two_workers(odoo),
+        "killed_worker": lambda: killed_worker(odoo, commit_every=50),
+        "killed_worker_1": lambda: killed_worker(odoo, commit_every=1),
+        "refused_commit": lambda: refused_commit(odoo),
+        "slow_run": lambda: slow_run(odoo),
+        "random_kills": lambda: random_kills(
+            odoo, trials=int(os.environ.get("MO_TRIALS", 8))
+        ),
+        "dropped_sessions": lambda: dropped_sessions(odoo),
+        "database_crash": lambda: database_crash(
+            db, addons, trials=int(os.environ.get("MO_CRASHES", 5))
+        ),
+    }
+    results = []
+    for name, scenario in scenarios.items():
+        if only and name not in only:
+            continue
+        started = time.monotonic()
+        results.append(scenario())
+        print(f"  ({name}: {time.monotonic() - started:.0f} s)", flush=True)
     print(f"queue safety: {sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
 

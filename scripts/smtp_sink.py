@@ -1,47 +1,39 @@
 """A local SMTP sink for the demo: accepts every mail, prints one line each.
 
-    python3 scripts/smtp_sink.py --port 2525 [--maildir DIR]
+    python3 scripts/smtp_sink.py --port 2525 [--maildir DIR] [--quiet]
 
-Listens on 127.0.0.1 only. Each received mail is printed as
-``time  envelope-from -> N recipient(s)  From: ...  Subject: ...`` and, with
---maildir, written there as an .eml file to open in a mail client.
+Listens on 127.0.0.1 only: the tests' own server (tests/loopback_smtp.py).
+Each received mail is printed as ``time  envelope-from -> N recipient(s)
+From: ...  Subject: ...`` and, with --maildir, written there as an .eml file
+to open in a mail client. --quiet only counts (the benchmark's sink).
 """
 
 import argparse
-import asyncio
-import email
-import email.policy
 import pathlib
 import signal
 import sys
+import threading
 import time
 
-from aiosmtpd.controller import Controller
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+
+from loopback_smtp import LoopbackSmtp  # noqa: E402
 
 
-class PrintingHandler:
-    def __init__(self, maildir, quiet=False):
-        self.maildir = maildir
-        self.quiet = quiet
-        self.count = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        self.count += 1
-        if self.quiet:
-            return "250 2.0.0 Ok: queued"
-        message = email.message_from_bytes(
-            envelope.content, policy=email.policy.default
-        )
+def printer(maildir):
+    def show(received):
+        message = received["message"]
         print(
-            f"{time.strftime('%H:%M:%S')}  {envelope.mail_from} -> "
-            f"{len(envelope.rcpt_tos)} recipient(s)  From: {message['From']}  "
+            f"{time.strftime('%H:%M:%S')}  {received['mail_from']} -> "
+            f"{len(received['rcpt_tos'])} recipient(s)  From: {message['From']}  "
             f"Reply-To: {message['Reply-To']}  Subject: {message['Subject']}",
             flush=True,
         )
-        if self.maildir:
-            path = self.maildir / f"{int(time.time())}-{self.count}.eml"
-            path.write_bytes(envelope.content)
-        return "250 2.0.0 Ok: queued"
+        if maildir:
+            path = maildir / f"{int(time.time())}-{time.monotonic_ns()}.eml"
+            path.write_bytes(received["data"])
+
+    return show
 
 
 def main():
@@ -52,18 +44,17 @@ def main():
     args = parser.parse_args()
     if args.maildir:
         args.maildir.mkdir(parents=True, exist_ok=True)
-    controller = Controller(
-        PrintingHandler(args.maildir, args.quiet), hostname="127.0.0.1", port=args.port
-    )
-    controller.start()
-    print(f"SMTP sink listening on 127.0.0.1:{args.port}", flush=True)
-    loop = asyncio.new_event_loop()
+    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        controller.stop()
+        signal.signal(signum, lambda *_args: stop.set())
+    with LoopbackSmtp(
+        port=args.port,
+        on_message=None if args.quiet else printer(args.maildir),
+        record=not args.quiet,
+    ):
+        print(f"SMTP sink listening on 127.0.0.1:{args.port}", flush=True)
+        while not stop.wait(0.5):
+            pass
     return 0
 
 

@@ -145,18 +145,28 @@ class MailOutboundSmtpCase(MailOutboundCase):
         for smtp in self.loopback_servers:
             smtp.reset()
 
+    def create_mails(self, count=1, **values):
+        """The tests' one mail factory: ``count`` queued mails to
+        rcpt<N>@destination.example, from bob@example.com unless ``values``
+        say otherwise."""
+        return self.env["mail.mail"].create(
+            [
+                {
+                    "email_from": "bob@example.com",
+                    "email_to": f"rcpt{index}@destination.example",
+                    "subject": f"mail_outbound test {index}",
+                    "body_html": "<p>Hello</p>",
+                    "auto_delete": False,
+                    **values,
+                }
+                for index in range(count)
+            ]
+        )
+
     def queue_mail(self, email_from, **values):
         """Create one mail and send it through the real queue."""
-        mail = self.env["mail.mail"].create(
-            {
-                "email_from": email_from,
-                "email_to": "customer@destination.example",
-                "subject": "mail_outbound test",
-                "body_html": "<p>Hello</p>",
-                "auto_delete": False,
-                **values,
-            }
-        )
+        values.setdefault("email_to", "customer@destination.example")
+        mail = self.create_mails(email_from=email_from, **values)
         self.env["mail.mail"].process_email_queue(ids=mail.ids)
         return mail
 

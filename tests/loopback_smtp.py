@@ -12,6 +12,7 @@ fail the way real providers do::
         smtp.script("ehlo", action="close")  # drop the connection after EHLO
         smtp.script("data", action="hang")  # never answer (client timeout)
         smtp.script("data", action="accept_hang", match="rcpt40@")  # take it, hang
+        smtp.script("data", action="accept_close", match="rcpt7@")  # take it, drop
         ...
 
     # OAuth (Gmail, Outlook): AUTH XOAUTH2 with a bearer token per user
@@ -48,7 +49,7 @@ class Rule:
     text: str = ""
     match: str = ""
     times: int = 0  # 0: every time
-    action: str = "reply"  # reply, close, hang
+    action: str = "reply"  # reply, close, hang, accept_hang, accept_close
     used: int = field(default=0)
 
     def applies(self, argument):
@@ -86,6 +87,11 @@ class _Handler:
             self.owner._record(session, envelope)
             await self.owner._hang()
             return "421 4.3.0 Shutting down"
+        if rule and rule.action == "accept_close":
+            # the message is in, the session dies before the final reply
+            self.owner._record(session, envelope)
+            server.transport.close()
+            return "421 4.3.0 Closing"
         reply = await self.owner._reply(rule, server)
         if reply:
             return reply
@@ -160,7 +166,13 @@ class LoopbackSmtp:
         exclude_auth=(),
         data_delay=0,
         tokens=None,
+        port=None,
+        on_message=None,
+        record=True,
     ):
+        """``port``: a fixed one (the demo's sink), else a free one.
+        ``on_message(received)``: called with each recorded message.
+        ``record=False``: count the messages only (the benchmark's sink)."""
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
@@ -170,12 +182,18 @@ class LoopbackSmtp:
         # test can interrupt a client in the middle of a batch
         self.data_delay = data_delay
         self.messages = []
+        self.count = 0
+        self.on_message = on_message
+        self.keep = record
         self.rules = []
         self._condition = threading.Condition()
         self._release = threading.Event()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port:
+            self.port = port
+        else:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
         self.host = "127.0.0.1"
         context = None
         if tls != "none":
@@ -258,19 +276,23 @@ class LoopbackSmtp:
         return AuthResult(success=self.users.get(login) == password, handled=False)
 
     def _record(self, session, envelope):
+        self.count += 1
+        if not self.keep:
+            return
         raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
+        received = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "message": message,
+            "data": raw,
+            "authenticated": bool(session.authenticated),
+        }
         with self._condition:
-            self.messages.append(
-                {
-                    "mail_from": envelope.mail_from,
-                    "rcpt_tos": list(envelope.rcpt_tos),
-                    "message": message,
-                    "data": raw,
-                    "authenticated": bool(session.authenticated),
-                }
-            )
+            self.messages.append(received)
             self._condition.notify_all()
+        if self.on_message:
+            self.on_message(received)
 
     def wait_for(self, count, timeout=5):
         with self._condition:

@@ -5,11 +5,12 @@ failed with a reason a person can act on. Time is passed by moving the
 queue's dates, never slept through.
 """
 
+import json
 from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
@@ -46,21 +47,6 @@ class TestDelivery(MailOutboundSmtpCase):
                 lambda log: log.message_id in mails.mapped("message_id")
             )
         return logs
-
-    def create_mails(self, count=1, **values):
-        return self.env["mail.mail"].create(
-            [
-                {
-                    "email_from": "bob@example.com",
-                    "email_to": f"rcpt{index}@destination.example",
-                    "subject": f"Delivery {index}",
-                    "body_html": "<p>x</p>",
-                    "auto_delete": False,
-                    **values,
-                }
-                for index in range(count)
-            ]
-        )
 
     def run_queue(self, mails):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
@@ -143,29 +129,85 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
 
     def test_connection_dropped_after_data(self):
-        self.smtp_primary.script("data", action="close", times=1)
+        """Issue #15: the server may have it; never sent again by itself."""
+        self.smtp_primary.script("data", action="accept_close", times=1)
         mails = self.create_mails(3)
         self.run_queue(mails)
-        # the mail being handed over is deferred; core's batch stops there and
-        # the other mails stay queued, untouched, for the next run
-        self.assertEndStates(mails[0], deferred=1)
+        self.received(self.smtp_primary, 1)
+        self.assertEqual(mails[0].state, "exception")
+        self.assertTrue(mails[0].delivery_maybe_delivered)
+        self.assertIn("may have been delivered", mails[0].failure_reason)
+        self.assertIn("Send Again", mails[0].failure_reason)
+        # the session is gone: core's batch stops, the others were never
+        # tried and stay queued as they were, for the next run
         self.assertEqual(mails[1:].mapped("state"), ["outgoing", "outgoing"])
         self.assertFalse(any(mails[1:].mapped("delivery_deferred")))
+        self.assertFalse(any(mails[1:].mapped("delivery_attempts")))
         self.assertFalse(any(mails.mapped("delivery_claim")))
         self.run_queue(mails)
-        self.assertEndStates(mails, sent=2, deferred=1)
-        self.pass_time(mails[0])
+        self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
+        self.run_queue(mails)
+        self.received(self.smtp_primary, 3)  # nothing sent twice
+        # a person checked it did not arrive: one click sends it again
+        mails[0].action_send_again()
+        self.assertFalse(mails[0].delivery_maybe_delivered)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3)
-        self.received(self.smtp_primary, 3)
+        self.received(self.smtp_primary, 4)
 
-    def test_server_that_never_answers_times_out_and_defers(self):
-        self.smtp_primary.script("data", action="hang", times=1)
+    def test_connection_dropped_after_data_retried_when_so_set(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mail_outbound.after_data_drop", "retry"
+        )
+        self.smtp_primary.script("data", action="accept_close", times=1)
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, sent=1)
+        self.received(self.smtp_primary, 2)  # the duplicate the setting accepts
+
+    def test_connection_dropped_before_data_is_temporary(self):
+        self.smtp_primary.script("rcpt", action="close", times=1)
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertFalse(mail.delivery_maybe_delivered)
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, sent=1)
+        self.received(self.smtp_primary, 1)
+
+    def test_send_again_is_for_administrators(self):
+        mail = self.create_mails()
+        mail.write({"state": "exception", "delivery_maybe_delivered": True})
+        employee = self.env["res.users"].create(
+            {
+                "name": "Emma",
+                "login": "emma_send_again",
+                "groups_id": [(6, 0, self.env.ref("base.group_user").ids)],
+            }
+        )
+        with self.assertRaises(AccessError):
+            mail.with_user(employee).action_send_again()
+        self.assertEqual(mail.state, "exception")
+
+    def test_server_that_never_answers_times_out(self):
+        # before the end of DATA: temporary, deferred
+        self.smtp_primary.script("rcpt", action="hang", times=1)
         mail = self.create_mails()
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("timed out", mail.failure_reason)
+        # no reply after the end of DATA: may have been delivered
+        self.smtp_primary.script("data", action="hang", times=1)
+        late = self.create_mails()
+        with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
+            self.run_queue(late)
+        self.assertEqual(late.state, "exception")
+        self.assertIn("may have been delivered", late.failure_reason)
 
     def test_gives_up_after_the_queue_lifetime(self):
         self.smtp_primary.script("data", 451, "4.7.1 Still busy")
@@ -205,9 +247,19 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(self.primary.delivery_failures, 1)
         self.assertTrue(self.primary.last_delivery_error)
         logs = self.new_logs()
-        self.assertEqual(logs.mapped("failover_from_id"), self.primary)
-        self.assertEqual(logs.mapped("mail_server_id"), self.secondary)
+        delivered = logs.filtered(lambda log: log.outcome == "sent")
+        self.assertEqual(delivered.mapped("failover_from_id"), self.primary)
+        self.assertEqual(delivered.mapped("mail_server_id"), self.secondary)
         self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
+        # issue #9: the failed connection to the primary is an attempt too,
+        # one line, in the log, graph and pivot
+        skipped = logs.filtered(lambda log: log.outcome == "failed_over")
+        self.assertEqual(len(skipped), 1)
+        self.assertEqual(skipped.mail_server_id, self.primary)
+        self.assertTrue(skipped.reason)
+        # a sent mail counts its attempt
+        self.assertEqual(mails.mapped("delivery_attempts"), [1, 1])
+        self.assertTrue(all(mails.mapped("delivery_first_attempt")))
 
     def test_failover_on_refused_login_and_421(self):
         for case in ("auth", "421"):
@@ -242,6 +294,12 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertAddress(
             received["message"]["From"], "Bob", "notifications@example.org"
         )
+        # issue #9: the Routing tab says what the secondary received
+        self.assertEqual(mail.routing_server_id, self.secondary)
+        self.assertIn("<notifications@example.org>", mail.routing_email_from)
+        self.assertEqual(mail.routing_envelope_from, received["mail_from"])
+        log = self.new_logs().filtered(lambda log: log.outcome == "sent")
+        self.assertIn("<notifications@example.org>", log.email_from)
 
     def test_circuit_opens_after_repeated_failures(self):
         smtp, flaky = self.start_smtp_server("Flaky", sequence=0)
@@ -322,6 +380,76 @@ class TestDelivery(MailOutboundSmtpCase):
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
 
+    def cron_triggers(self):
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
+        return self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+
+    def test_a_deferral_wakes_the_queue_and_logs_one_warning(self):
+        """Issue #9: the cron runs at the next attempt, not at its next hour;
+        the log has one WARNING line, not core's ERROR traceback."""
+        self.secondary.active = False
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
+        before = self.cron_triggers()
+        mail = self.create_mails()
+        with (
+            self.assertLogs(
+                "odoo.addons.mail_outbound.models.mail_mail_delivery", "WARNING"
+            ) as ours,
+            self.assertNoLogs("odoo.addons.mail.models.mail_mail", "ERROR"),
+        ):
+            self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        lines = [line for line in ours.output if "deferred after attempt" in line]
+        self.assertEqual(len(lines), 1)
+        for words in (str(mail.id), "Primary", "451", "next attempt"):
+            self.assertIn(words, lines[0])
+        triggers = self.cron_triggers() - before
+        self.assertEqual(triggers.mapped("call_at"), [mail.scheduled_date])
+        # its last error is on its form
+        form = self.env.ref("mail_outbound.mail_mail_view_form")
+        self.assertIn('name="failure_reason"', form.arch)
+
+    def test_a_deferred_mailing_trace_is_not_failed(self):
+        """Issue #9, point 8: mass_mailing marks the trace failed before this
+        module defers the mail."""
+        if "mailing_trace_ids" not in self.env["mail.mail"]._fields:
+            self.skipTest("mass_mailing is not installed")
+        self.secondary.active = False
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
+        mailing = self.env["mailing.mailing"].create(
+            {
+                "subject": "Promo",
+                "body_html": "<p>x</p>",
+                "mailing_model_id": self.env.ref("base.model_res_partner").id,
+            }
+        )
+        mail = self.create_mails(mailing_id=mailing.id)
+        trace = self.env["mailing.trace"].create(
+            {
+                "mail_mail_id": mail.id,
+                "mass_mailing_id": mailing.id,
+                "model": "res.partner",
+                "res_id": self.env.user.partner_id.id,
+                "email": "rcpt0@destination.example",
+            }
+        )
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertEqual(trace.trace_status, "outgoing")
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEqual(trace.trace_status, "sent")
+
+    def test_a_limit_wakes_the_queue_at_the_next_window(self):
+        self.primary.rate_per_minute = 1
+        self.secondary.active = False
+        before = self.cron_triggers()
+        mails = self.create_mails(2)
+        self.run_queue(mails)
+        waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        triggers = self.cron_triggers() - before
+        self.assertEqual(triggers.mapped("call_at"), [waiting.scheduled_date])
+
     def test_rate_per_minute(self):
         self.primary.rate_per_minute = 2
         self.secondary.active = False
@@ -368,8 +496,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.env.flush_all()
         self.env.cr.execute(
             "INSERT INTO mail_outbound_batch (claim, mail_ids, since) "
-            "VALUES (%s, %s, now() AT TIME ZONE 'UTC' - %s::interval)",
-            (claim, mails.ids, age),
+            "VALUES (%s, %s::jsonb, now() AT TIME ZONE 'UTC' - %s::interval)",
+            (claim, json.dumps(mails.ids), age),
         )
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
@@ -396,13 +524,16 @@ class TestDelivery(MailOutboundSmtpCase):
         self.env.cr.execute(
             "INSERT INTO mail_outbound_handover "
             "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
-            "VALUES ('a-worker', %s, %s, %s, %s, %s)",
+            "VALUES ('a-worker', %s, %s, %s::jsonb, %s, %s)",
             (
                 mail.id,
                 delivered,
-                list(partner_ids),
+                json.dumps(list(partner_ids)),
                 failure_type,
-                failure_type and "550 5.1.1 no such user",
+                # the reason the worker had written on the mail
+                failure_type
+                and "Sent to some recipients only; the server refused the "
+                "others: 550 5.1.1 no such user.",
             ),
         )
 
@@ -517,7 +648,9 @@ class TestDelivery(MailOutboundSmtpCase):
         Params.set_param("mail_outbound.queue_commit_every", "0")
         self.assertEqual(Mail._get_commit_every(), 1)
         Params.set_param("mail_outbound.queue_commit_every", "fifty")
-        with self.assertLogs("odoo.addons.mail_outbound.models.mail_mail", "WARNING"):
+        with self.assertLogs(
+            "odoo.addons.mail_outbound.models.ir_config_parameter", "WARNING"
+        ):
             self.assertEqual(Mail._get_commit_every(), 50)
 
     def test_recent_batch_marks_are_left_alone(self):

@@ -161,11 +161,15 @@ def check_filter(from_filter):
     """Validate a whole FROM filter; return its normalised text.
 
     Empty parts (``"a.com,,b.com"``) are tolerated and dropped, as core's
-    parser does; every other part must be a domain or an address.
+    parser does, but not a filter of nothing else; every other part must be
+    a domain or an address.
     """
     if has_line_break(from_filter):
         raise FilterError(from_filter, "header_injection")
     parts = split_filter(from_filter)
+    if from_filter and from_filter.strip() and not parts:
+        # "," is no filter at all: stored, it would let the server send as anyone
+        raise FilterError(from_filter, "empty_part")
     for part in parts:
         check_filter_part(part)
     return ", ".join(parts)

@@ -21,6 +21,21 @@ from datetime import timedelta
 
 TEMPORARY, PERMANENT = "temporary", "permanent"
 
+# What became of one mail's attempt (see attempt_outcome).
+SENT, PARTIAL, DEFERRED, FAILED, MAYBE_DELIVERED = (
+    "sent",
+    "partial",
+    "deferred",
+    "failed",
+    "maybe_delivered",
+)
+
+
+class DroppedAfterData(smtplib.SMTPException):
+    """The whole message went out, then the session was lost (no reply, a
+    timeout): the server may have queued it. Not a SMTPServerDisconnected on
+    purpose: core aborts a batch on that, while this is one mail's outcome."""
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -89,6 +104,15 @@ def _cause(exc):
 def classify(exc):
     """A :class:`Failure` for an exception raised while sending."""
     error = _cause(exc)
+    if isinstance(error, DroppedAfterData):
+        return Failure(
+            PERMANENT,
+            0,
+            str(error) or "connection lost after the end of DATA",
+            "after_data",
+            False,
+            "mail_smtp",
+        )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _text in error.recipients.values()]
         texts = "; ".join(
@@ -157,6 +181,24 @@ def classify(exc):
     # not an SMTP or network error: a bug or bad data, retrying will not help
     text = str(exc) or exc.__class__.__name__
     return Failure(PERMANENT, 0, text, "unknown", False, "unknown")
+
+
+def attempt_outcome(failure, delivered, retry_after_data=False):
+    """What to do with a mail after its attempt.
+
+    ``failure``: the attempt's :class:`Failure`, None when nothing failed.
+    ``delivered``: a server accepted it for at least one recipient.
+    ``retry_after_data``: a session lost after the end of DATA is retried
+    (Postfix's way, duplicates possible) instead of failed as
+    "may have been delivered" (the default: never twice).
+    """
+    if failure is None:
+        return SENT
+    if delivered:
+        return PARTIAL
+    if failure.stage == "after_data":
+        return DEFERRED if retry_after_data else MAYBE_DELIVERED
+    return DEFERRED if failure.temporary else FAILED
 
 
 @dataclass(frozen=True)
@@ -256,7 +298,8 @@ class Attempt:
     recipients: int = 0
     duration_ms: int = 0
     failure: Failure | None = None
-    email_from: str = ""
+    email_from: str = ""  # the From header the server received
+    envelope_from: str = ""  # the MAIL FROM it received
 
 
 class AttemptTracker:
@@ -273,6 +316,10 @@ class AttemptTracker:
         self.failover = None  # (from_server_id, to_server_id)
         self.logs = []  # log values waiting to be written in one INSERT
         self.current_mail_id = None  # the mail being handed over
+        self.skipped = []
+        # the server dropped the batch's session at an earlier mail: the
+        # current one was never tried
+        self.session_lost = False
         self.side_cursor = None  # the Odoo layer's connection for in-flight marks
         # the queue run's claim, and how many mails it commits at once (0:
         # not the queue, core's way, nothing to record on the side)
@@ -293,3 +340,6 @@ class AttemptTracker:
         self.connect_failure = None
         self.failover = None
         self.attempts = []
+        # failed connections to servers the batch then failed over from:
+        # one log line each, written with the batch's first mail
+        self.skipped = []

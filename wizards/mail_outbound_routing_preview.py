@@ -66,6 +66,14 @@ class MailOutboundRoutingPreview(models.TransientModel):
         "company_id", "email_from", "mail_server_id", "from_chatter", "traffic"
     )
     def _compute_result(self):
+        if not self.env.is_system():
+            # onchange computes on a new record without any access check:
+            # server names and filters are for system administrators only
+            for preview in self:
+                preview._set_result_error(
+                    _("Only system administrators may preview the routing.")
+                )
+            return
         IrMailServer = self.env["ir.mail_server"].sudo()
         rules = dict(
             self.env["mail.mail"]

@@ -264,3 +264,44 @@ def test_settle_one_interrupted_mail_per_batch():
         [[1, 2], [3, 4]], pending={1, 2, 3, 4}, handed_over={}
     )
     assert (delivered, interrupted) == ([], [1, 3])
+
+
+# -- one attempt's outcome; a session lost after the end of DATA -----------
+
+
+def _failure(kind=TEMPORARY, stage="rcpt"):
+    from mail_outbound_tools.delivery import Failure
+
+    return Failure(kind, 451 if kind == TEMPORARY else 550, "x", stage, False, "t")
+
+
+@pytest.mark.parametrize(
+    ("failure", "delivered", "retry_after_data", "outcome"),
+    [
+        (None, True, False, "sent"),
+        (_failure(TEMPORARY), True, False, "partial"),
+        (_failure(PERMANENT), True, False, "partial"),
+        (_failure(TEMPORARY), False, False, "deferred"),
+        (_failure(PERMANENT), False, False, "failed"),
+        (_failure(PERMANENT, "after_data"), False, False, "maybe_delivered"),
+        (_failure(PERMANENT, "after_data"), False, True, "deferred"),
+        # a drop before the end of DATA is a plain temporary failure
+        (_failure(TEMPORARY, "connect"), False, False, "deferred"),
+    ],
+)
+def test_attempt_outcome(failure, delivered, retry_after_data, outcome):
+    from mail_outbound_tools.delivery import attempt_outcome
+
+    assert attempt_outcome(failure, delivered, retry_after_data) == outcome
+
+
+def test_a_drop_after_data_is_classified_as_such():
+    from mail_outbound_tools.delivery import DroppedAfterData
+
+    error = DroppedAfterData("connection lost after the end of DATA")
+    failure = classify(wrapped(error))
+    assert failure.stage == "after_data"
+    assert not failure.server_health
+    # a drop before it stays a temporary network failure
+    before = classify(smtplib.SMTPServerDisconnected("Connection unexpectedly closed"))
+    assert before.temporary and before.stage == "connect"

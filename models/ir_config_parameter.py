@@ -1,0 +1,46 @@
+import logging
+
+from odoo import api, models
+
+from ..tools import settings
+
+_logger = logging.getLogger(__name__)
+
+# (key, raw value) already warned about by this process: one warning, not one
+# per queue run
+_WARNED = set()
+
+
+class IrConfigParameter(models.Model):
+    _inherit = "ir.config_parameter"
+
+    @api.model
+    def get_param(self, key, default=False):
+        value = super().get_param(key, default)
+        if key == "mail.mail.queue.batch.size" and value not in (default, False):
+            # core reads it with int() and would abort every queue run on a
+            # typo, or claim the whole queue on 0
+            if settings.valid_batch_size(value) is None:
+                if (key, value) not in _WARNED:
+                    _WARNED.add((key, value))
+                    _logger.warning(
+                        "System parameter %s is %r, not 1 to %s: using %r",
+                        key,
+                        value,
+                        settings.MAX_BATCH_SIZE,
+                        default,
+                    )
+                return default
+        return value
+
+    @api.model
+    def _mail_outbound_get(self, key):
+        """The value of ``mail_outbound.*`` parameter ``key``, parsed and
+        clamped to its range (tools/settings.py); a bad value gives the
+        default or the nearest bound, and one warning in the log."""
+        raw = self.sudo().get_param(key)
+        value, warning = settings.parse(key, raw)
+        if warning and (key, raw) not in _WARNED:
+            _WARNED.add((key, raw))
+            _logger.warning("System parameter %s", warning)
+        return value

@@ -1,0 +1,39 @@
+from odoo import fields, models
+
+
+class MailOutboundBatch(models.Model):
+    """A batch mark: the mails a queue run hands to a server now, in order.
+
+    Written and committed on the run's side connection before the batch is
+    sent (``mail.mail._mark_batch``), read and removed by the settlement of
+    a dead or failed run (``mail.mail._settle_interrupted``). Rows live for
+    one run; no user reads them.
+    """
+
+    _name = "mail.outbound.batch"
+    _description = "Outgoing Mail Batch Mark"
+    _log_access = False
+
+    claim = fields.Char(required=True, index=True)
+    mail_ids = fields.Json(required=True, help="mail.mail ids, in sending order")
+    since = fields.Datetime(
+        required=True, help="Written or renewed by the live run at this time."
+    )
+
+
+class MailOutboundHandover(models.Model):
+    """A hand-over record: one mail a queue run finished, and whether a
+    server accepted it (``mail.mail._record_handover``)."""
+
+    _name = "mail.outbound.handover"
+    _description = "Outgoing Mail Hand-over Record"
+    _log_access = False
+
+    claim = fields.Char(required=True, index=True)
+    # not a many2one: no foreign key check from the side connection on a
+    # mail row the queue's transaction holds
+    mail_id = fields.Integer(required=True)
+    delivered = fields.Boolean(required=True)
+    partner_ids = fields.Json()
+    failure_type = fields.Char()
+    failure_reason = fields.Text()

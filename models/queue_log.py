@@ -1,0 +1,39 @@
+"""One WARNING line per deferral instead of core's ERROR traceback.
+
+Core logs every failed send at ERROR with a traceback ("Mail delivery failed
+via SMTP server 'None'"), then the queue defers the mail: an administrator
+reads an error for what is a routine retry. The server layer flags a
+temporary failure as it classifies it; core's ERROR records for that mail
+are then dropped, and the queue logs its own WARNING line naming the mail,
+the server, the reply and the next attempt (``mail.mail._defer_delivery``).
+"""
+
+import logging
+import threading
+
+_STATE = threading.local()
+
+# core's messages for a failed send, its aborted batch and its aborted queue
+_CORE_MESSAGES = (
+    "failed sending mail",
+    "Exception while processing mail",
+    "Failed processing mail queue",
+)
+
+
+def quiet_core_error(quiet):
+    """Drop (True) or keep (False) core's ERROR records for the current mail."""
+    _STATE.quiet = quiet
+
+
+class _DeferredFilter(logging.Filter):
+    def filter(self, record):
+        return not (
+            getattr(_STATE, "quiet", False)
+            and record.levelno >= logging.ERROR
+            and isinstance(record.msg, str)
+            and record.msg.startswith(_CORE_MESSAGES)
+        )
+
+
+logging.getLogger("odoo.addons.mail.models.mail_mail").addFilter(_DeferredFilter())
