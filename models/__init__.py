@@ -7,12 +7,16 @@ from . import mail_alias_domain
 from . import mail_delivery_event
 from . import mail_delivery_log
 from . import mail_mail
-from . import mail_mail_coexistence
 from . import mail_mail_delivery
 from . import mail_mail_dmarc
 from . import mail_mail_limits
 from . import mail_mail_queue
 from . import mail_mail_send
+
+# after the queue's own mail.mail overrides: it hands a swallowed refusal on
+# to them, so it must run first (outermost)
+from . import mail_mail_coexistence
+
 from . import mail_notification
 from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
