@@ -155,7 +155,13 @@ pg_bindir() {
 # Sets PG_TMP (the folder), PGHOST (socket dir) and PGUSER; pg_stop removes it.
 # initdb refuses root and Odoo refuses the `postgres` role: as root, the
 # cluster runs as an unprivileged user `odoo` (created when missing).
+# Tests run on a cluster that does not flush to disk (fast, and a lost
+# throwaway cluster costs nothing); MO_PG_DURABLE=1 keeps PostgreSQL's real
+# durability (fsync, synchronous commit), e.g. to measure what the queue's
+# synchronous hand-over records cost: MO_PG_DURABLE=1 scripts/benchmark.
 pg_start() {
+    local PG_DURABILITY="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${MO_PG_DURABLE:-0}" = 1 ] && PG_DURABILITY="-c fsync=on -c synchronous_commit=on"
     local bindir
     if ! bindir=$(pg_bindir); then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -182,7 +188,7 @@ pg_start() {
         -E UTF8 >"$PG_TMP/initdb.log" 2>&1 \
         || { cat "$PG_TMP/initdb.log" >&2; return 1; }
     "${PG_RUN[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w \
-        -o "-k $PG_TMP -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-k $PG_TMP -c listen_addresses='' $PG_DURABILITY" \
         start >/dev/null \
         || { cat "$PG_TMP/server.log" >&2; return 1; }
     PG_BINDIR=$bindir
