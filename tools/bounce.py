@@ -315,15 +315,19 @@ def _dsn_entries(message):
             diagnostic = _field_value(block, "Diagnostic-Code")
             status = _best_status(_field_value(block, "Status"), diagnostic)
             entries.append(
-                RecipientReport(
-                    recipient=recipient.strip("<>").lower(),
-                    action=action,
-                    status=status,
-                    diagnostic=diagnostic,
-                    bounce_class=classify(action, status, diagnostic),
-                )
+                _recipient_report(recipient.strip("<>"), action, status, diagnostic)
             )
     return entries
+
+
+def _recipient_report(recipient, action, status, diagnostic):
+    return RecipientReport(
+        recipient=recipient.lower(),
+        action=action,
+        status=status,
+        diagnostic=diagnostic,
+        bounce_class=classify(action, status, diagnostic),
+    )
 
 
 def _detector_entries(message):
@@ -340,12 +344,8 @@ def _detector_entries(message):
     for action, addresses in (("failed", permanent), ("delayed", temporary)):
         for address in sorted(addresses):
             entries.append(
-                RecipientReport(
-                    recipient=address.decode("ascii", "replace").lower(),
-                    action=action,
-                    status=status,
-                    diagnostic=diagnostic,
-                    bounce_class=classify(action, status, diagnostic),
+                _recipient_report(
+                    address.decode("ascii", "replace"), action, status, diagnostic
                 )
             )
     return entries
