@@ -2,6 +2,7 @@ from . import ir_config_parameter
 from . import ir_mail_server
 from . import ir_mail_server_dkim
 from . import ir_mail_server_health
+from . import ir_mail_server_lanes
 from . import ir_module_module
 from . import mail_alias_domain
 from . import mail_delivery_event
@@ -22,6 +23,8 @@ from . import mail_outbound_dkim_key
 from . import mail_outbound_domain_check
 from . import mail_outbound_handover
 from . import mail_outbound_provider_preset
+from . import mail_outbound_queue
+from . import mail_outbound_queue_prepare
 from . import mail_outbound_sending_address
 from . import mail_thread
 from . import res_config_settings

@@ -5,7 +5,6 @@ import logging
 import os
 import smtplib
 import time
-from email.utils import getaddresses
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -13,10 +12,14 @@ from odoo.osv import expression
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
-from ..tools import addresses, delivery, ports, routing, smtp_diagnosis
+from ..tools import addresses, delivery, lanes, ports, routing, smtp_diagnosis
 from . import queue_log
 
 _logger = logging.getLogger(__name__)
+
+
+def _elapsed_ms(started):
+    return int((time.monotonic() - started) * 1000)
 
 
 class IrMailServer(models.Model):
@@ -845,10 +848,9 @@ class IrMailServer(models.Model):
         tracker = self.env.context.get("mail_outbound_tracker")
         if tracker is None or smtp_session is None:
             return self._send_email_routed(message, **kwargs)
-        if getattr(smtp_session, "mail_outbound_server_id", None) and (
-            getattr(getattr(smtp_session, "__obj__", smtp_session), "sock", True)
-            is None
-        ):
+        if getattr(
+            smtp_session, "mail_outbound_server_id", None
+        ) and lanes.session_is_dead(smtp_session):
             # dropped by the server at an earlier mail of this batch: this
             # one was never tried; core aborts the batch, it stays queued
             tracker.session_lost = True
@@ -858,41 +860,33 @@ class IrMailServer(models.Model):
         started = time.monotonic()
         # core passes the validated recipients along; parsing the headers
         # again costs more than the rest of this method
-        validated = self.env.context.get("send_validated_to")
-        recipients = (
-            len(validated)
-            if validated
-            else len(
-                getaddresses(message.get_all("To", []) + message.get_all("Cc", []))
-            )
-        )
-        attempt = delivery.Attempt(
-            server_id=getattr(smtp_session, "mail_outbound_server_id", mail_server_id),
-            ok=False,
-            recipients=recipients,
-        )
+        recipients = self._count_recipients(message)
+        server_id = getattr(smtp_session, "mail_outbound_server_id", mail_server_id)
         try:
             result = self._send_email_routed(message, **kwargs)
         except Exception as error:
-            attempt.failure = delivery.classify(error)
+            attempt = self._prepare_attempt(
+                server_id,
+                recipients,
+                lanes.Sent(ok=False, error=error, duration_ms=_elapsed_ms(started)),
+            )
             # a temporary failure is deferred and logged once as a WARNING
             queue_log.quiet_core_error(attempt.failure.temporary)
-            attempt.code = attempt.failure.code
-            attempt.text = attempt.failure.text
-            attempt.duration_ms = int((time.monotonic() - started) * 1000)
             tracker.record(attempt)
             raise
         code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
-        attempt.ok = True
-        attempt.email_from, attempt.envelope_from = getattr(
+        email_from, envelope_from = getattr(
             smtp_session, "mail_outbound_sent", ("", "")
         )
-        attempt.code = code
-        attempt.text = (
-            reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        sent = lanes.Sent(
+            ok=True,
+            code=code,
+            reply=lanes.decode(reply),
+            email_from=email_from,
+            envelope_from=envelope_from,
+            duration_ms=_elapsed_ms(started),
         )
-        attempt.duration_ms = int((time.monotonic() - started) * 1000)
-        tracker.record(attempt)
+        tracker.record(self._prepare_attempt(server_id, recipients, sent))
         return result
 
     @api.model

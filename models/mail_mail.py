@@ -194,7 +194,13 @@ class MailMail(models.Model):
                 # over a daily limit or a rate: deferred to the next window
                 mail_ids = limit(session_server_id, mail_ids)
                 if mail_ids and claim and mark:
-                    self._mark_batch(claim, mail_ids)
+                    width = (
+                        self.env["ir.mail_server"]
+                        .browse(session_server_id)
+                        ._get_lane_width()
+                    )
+                    self._mark_batch(claim, mail_ids, width)
+                    tracker.batch_width = width
                 if mail_ids:
                     yield session_server_id, alias_domain_id, session_from, mail_ids
 

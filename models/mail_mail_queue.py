@@ -172,14 +172,16 @@ class MailMail(models.Model):
         )
         self.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
-    def _mark_batch(self, claim, mail_ids):
+    def _mark_batch(self, claim, mail_ids, width=1):
         """Say, durably, which mails go to a server now, in which order.
 
-        Core sends a batch mail by mail, in this order; each finished mail is
-        recorded too (_record_handover). If the worker dies, the first mail
-        of the list neither committed nor recorded is the one it was handing
-        over: _settle_interrupted fails that one as "may have been
-        delivered" and leaves the later ones to a later run. One INSERT per
+        A batch is sent mail by mail in this order, on up to ``width``
+        sessions at once (``mail.outbound.queue``); each finished mail is
+        recorded (_record_handover) before its session takes the next one.
+        If the worker dies, the first ``width`` mails of the list neither
+        committed nor recorded include the ones it was handing over:
+        _settle_interrupted fails those as "may have been delivered" and
+        leaves the later ones to a later run. One INSERT per
         batch, committed synchronously: the mark must outlive a dead worker
         and a crash of PostgreSQL itself.
         """
@@ -191,9 +193,9 @@ class MailMail(models.Model):
             # PostgreSQL is a mail sent twice (one WAL flush per hand-over)
             tracker.side_cursor.execute("SET synchronous_commit TO on")
         tracker.side_cursor.execute(
-            "INSERT INTO mail_outbound_batch (claim, mail_ids, since) "
-            "VALUES (%s, %s::jsonb, now() AT TIME ZONE 'UTC')",
-            (claim, json.dumps(list(mail_ids))),
+            "INSERT INTO mail_outbound_batch (claim, mail_ids, width, since) "
+            "VALUES (%s, %s::jsonb, %s, now() AT TIME ZONE 'UTC')",
+            (claim, json.dumps(list(mail_ids)), max(1, int(width or 1))),
         )
         tracker.side_cursor.commit()
 
@@ -239,12 +241,14 @@ class MailMail(models.Model):
         stopped: the server may have accepted it, so it is not sent again,
         but said so. ``handing_over=False``: the worker knows it had not
         started that hand-over, so that mail simply stays queued. The rest
-        of a batch was never tried and goes with a later run.
+        of a batch was never tried and goes with a later run. A batch sent
+        on several sessions had up to that many mails in hand-over: its first
+        that many unfinished mails are failed so.
         """
         self.flush_model()
         self.env.cr.execute(
             "DELETE FROM mail_outbound_batch WHERE claim = ANY(%s) "
-            "RETURNING claim, mail_ids",
+            "RETURNING claim, mail_ids, width",
             (list(claims),),
         )
         marks = self.env.cr.fetchall()
@@ -254,16 +258,17 @@ class MailMail(models.Model):
             (list(claims),),
         )
         handovers = {row[0]: row[1:] for row in self.env.cr.fetchall()}
-        mails = self.browse({i for _claim, ids in marks for i in ids}).exists()
+        mails = self.browse({i for _claim, ids, _width in marks for i in ids}).exists()
         pending = set(
             mails.filtered(
                 lambda mail: mail.state == "outgoing" and not mail.delivery_deferred
             ).ids
         )
         delivered_ids, interrupted_ids = delivery.settle_interrupted(
-            [ids for _claim, ids in marks],
+            [ids for _claim, ids, _width in marks],
             pending,
             {mail_id: values[0] for mail_id, values in handovers.items()},
+            [width for _claim, _ids, width in marks],
         )
         if not handing_over:
             interrupted_ids = []

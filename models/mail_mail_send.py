@@ -44,12 +44,16 @@ class MailMail(models.Model):
             mail_outbound_tracker=tracker,
             mail_outbound_mark_before_send=auto_commit is True,
         )
+        Queue = mails.env["mail.outbound.queue"]
         try:
-            return super(MailMail, mails).send(
+            result = super(MailMail, mails).send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
                 post_send_callback=post_send_callback,
             )
+            # the last mails the parallel sessions still hand over
+            Queue._finish_lanes(mails)
+            return result
         except smtplib.SMTPServerDisconnected as error:
             # Core lets a dropped session abort the batch (its own tests rely
             # on it); the mail being handed over is deferred on the way out,
@@ -67,6 +71,7 @@ class MailMail(models.Model):
                 )
             raise
         finally:
+            Queue._stop_lanes(mails)
             if tracker.side_cursor is not None:
                 tracker.side_cursor.close()
             self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
@@ -102,6 +107,18 @@ class MailMail(models.Model):
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         every = tracker.commit_every if tracker is not None else 0
+        if auto_commit is True and every:
+            Queue = self.env["mail.outbound.queue"]
+            width = Queue._get_lane_width(self, smtp_session)
+            if width > 1:
+                return Queue._send_in_lanes(
+                    self,
+                    smtp_session,
+                    width,
+                    alias_domain_id=alias_domain_id,
+                    mail_server=mail_server,
+                    post_send_callback=post_send_callback,
+                )
         if auto_commit is not True or not every:
             return super()._send(
                 auto_commit=auto_commit,
@@ -129,7 +146,7 @@ class MailMail(models.Model):
                 raise
         return True
 
-    def _settle_after_failed_commit(self, tracker):
+    def _settle_after_failed_commit(self, tracker, handing_over=None):
         """The transaction is lost, the SMTP exchanges are not: what was
         delivered is marked so now, never sent again.
 
@@ -137,8 +154,9 @@ class MailMail(models.Model):
         and the next run settles them once the claim expires
         (``_release_claims`` leaves them).
         """
-        # no attempt yet for the mail in hand: its hand-over never started
-        handing_over = bool(tracker.attempts)
+        if handing_over is None:
+            # no attempt yet for the mail in hand: its hand-over never started
+            handing_over = bool(tracker.attempts)
         self.env.cr.rollback()
         try:
             self._settle_interrupted([tracker.claim], handing_over=handing_over)
@@ -198,17 +216,32 @@ class MailMail(models.Model):
         """
         if tracker.side_cursor is None:
             return
+        self._record_handover_values(
+            tracker,
+            self.ids,
+            delivered,
+            success_pids,
+            failure_type,
+            (self[:1].failure_reason or None) if failure_type else None,
+        )
+
+    @api.model
+    def _record_handover_values(
+        self, tracker, mail_ids, delivered, success_pids, failure_type, reason
+    ):
+        """``_record_handover`` without reading the mails: also when the
+        queue's transaction is already lost."""
         tracker.side_cursor.execute(
             "INSERT INTO mail_outbound_handover "
             "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
             "SELECT %s, unnest(%s::int[]), %s, %s::jsonb, %s, %s",
             (
                 tracker.claim,
-                self.ids,
+                list(mail_ids),
                 bool(delivered),
                 json.dumps([pid for pid in success_pids if pid]),
                 failure_type or None,
-                (self[:1].failure_reason or None) if failure_type else None,
+                reason if failure_type else None,
             ),
         )
         tracker.side_cursor.commit()

@@ -16,6 +16,11 @@ class MailOutboundBatch(models.Model):
 
     claim = fields.Char(required=True, index=True)
     mail_ids = fields.Json(required=True, help="mail.mail ids, in sending order")
+    width = fields.Integer(
+        default=1,
+        help="SMTP sessions sending this batch at once: at most that many of "
+        "its mails are handed over and not yet recorded.",
+    )
     since = fields.Datetime(
         required=True, help="Written or renewed by the live run at this time."
     )

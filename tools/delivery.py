@@ -256,25 +256,30 @@ def circuit_is_open(open_until, now):
     return bool(open_until) and now < open_until
 
 
-def settle_interrupted(batches, pending, handed_over):
+def settle_interrupted(batches, pending, handed_over, widths=None):
     """What a worker that stopped mid-queue leaves to settle.
 
     ``batches``: the mail ids of each batch the worker marked, in the order
     it sends them. ``pending``: the ids still queued (and not deferred) in
     the database, i.e. whose outcome was never committed. ``handed_over``:
     ``{mail_id: delivered}`` for every mail the worker finished with, as it
-    recorded them outside its transaction.
+    recorded them outside its transaction. ``widths``: per batch, how many
+    sessions sent it at once (1 when not given).
 
     Returns ``(delivered, interrupted)``. ``delivered``: finished and
     accepted by a server (to at least one recipient), but not recorded so:
     they must be marked sent, never sent again. ``interrupted``: in each
-    batch, the first pending mail the worker never finished: it was being
-    handed over and may have been delivered. Finished but undelivered mails
+    batch, the first ``width`` pending mails the worker never finished: a
+    worker starts mails in the batch's order and records each before its
+    session takes another, so the mails it was handing over are among
+    them; they may have been delivered. Finished but undelivered mails
     (refused, deferred) are in neither: trying them again sends nothing
-    twice. Mails after the interrupted one were never tried.
+    twice. Mails after the interrupted ones were never tried.
     """
     delivered, interrupted = [], []
-    for mail_ids in batches:
+    for index, mail_ids in enumerate(batches):
+        width = max(1, int(widths[index] or 1)) if widths else 1
+        unfinished = 0
         for mail_id in mail_ids:
             if mail_id not in pending:
                 continue
@@ -282,8 +287,9 @@ def settle_interrupted(batches, pending, handed_over):
                 if handed_over[mail_id]:
                     delivered.append(mail_id)
                 continue
-            interrupted.append(mail_id)
-            break
+            if unfinished < width:
+                interrupted.append(mail_id)
+                unfinished += 1
     return delivered, interrupted
 
 
@@ -326,6 +332,10 @@ class AttemptTracker:
         self.claim = None
         self.claim_renewed = None  # when the claim's date was last set
         self.commit_every = 0
+        # sessions the current batch may use at once, as its mark says
+        self.batch_width = 1
+        # the run's parallel sessions (tools.lanes.Lanes), across batches
+        self.lanes = None
         # mail id -> what the queue decided for it (the Odoo layer's data)
         self.decisions = {}
 

@@ -266,6 +266,34 @@ def test_settle_one_interrupted_mail_per_batch():
     assert (delivered, interrupted) == ([], [1, 3])
 
 
+@pytest.mark.parametrize(
+    ("batch", "width", "pending", "handed_over", "expected"),
+    [
+        # four sessions: 1 slow, 2..5 finished on the others, 6 7 8 started
+        (
+            list(range(1, 11)),
+            4,
+            set(range(1, 11)),
+            {2: True, 3: True, 4: False, 5: True},
+            ([2, 3, 5], [1, 6, 7, 8]),
+        ),
+        # fewer unfinished mails than sessions: all of them may be out
+        ([1, 2, 3], 4, {1, 2, 3}, {1: True}, ([1], [2, 3])),
+        # a recorded delivery after the unfinished ones is still marked sent
+        ([1, 2, 3, 4], 2, {1, 2, 3, 4}, {4: True}, ([4], [1, 2])),
+        # committed mails (not pending) do not use up a session
+        ([1, 2, 3, 4, 5], 2, {3, 4, 5}, {}, ([], [3, 4])),
+        # no width given: one session, as before
+        ([1, 2, 3], None, {1, 2, 3}, {}, ([], [1])),
+    ],
+)
+def test_settle_a_batch_sent_on_several_sessions(
+    batch, width, pending, handed_over, expected
+):
+    widths = None if width is None else [width]
+    assert settle_interrupted([batch], pending, handed_over, widths) == expected
+
+
 # -- one attempt's outcome; a session lost after the end of DATA -----------
 
 

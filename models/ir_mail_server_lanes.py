@@ -1,0 +1,111 @@
+"""ir.mail_server: how many SMTP sessions the queue may open to it at once."""
+
+import logging
+from email.utils import getaddresses
+
+from odoo import _, api, fields, models, modules
+from odoo.exceptions import ValidationError
+
+from ..tools import delivery
+
+_logger = logging.getLogger(__name__)
+
+# Postfix's default per destination is 20; providers often allow fewer
+MAX_PARALLEL_CONNECTIONS = 50
+
+# modules whose ``send_email`` the queue's lanes reproduce (core's sending,
+# this addon's routing and logging); any other override must see every
+# message, and then the queue sends through ``send_email``, one at a time
+LANE_SAFE_SEND_EMAIL = ("base", "mail_outbound")
+
+
+class IrMailServer(models.Model):
+    _inherit = "ir.mail_server"
+
+    parallel_connections = fields.Integer(
+        default=4,
+        help="SMTP sessions the mail queue keeps open to this server at once. "
+        "Each hand-over waits for the server's replies; several sessions hand "
+        "over several mails at the same time. Providers limit concurrent "
+        "connections (often 5 to 20): stay under their limit. 1: one session, "
+        "one mail after the other.",
+    )
+
+    @api.constrains("parallel_connections")
+    def _check_parallel_connections(self):
+        for server in self:
+            if not 1 <= server.parallel_connections <= MAX_PARALLEL_CONNECTIONS:
+                raise ValidationError(
+                    _(
+                        "Parallel Connections of %(server)s: type a number of "
+                        "sessions from 1 to %(max)s.",
+                        server=server.name,
+                        max=MAX_PARALLEL_CONNECTIONS,
+                    )
+                )
+
+    def _get_lane_width(self):
+        """Sessions the queue may open to this server (1 for none)."""
+        if not self:
+            return 1
+        width = self.sudo().parallel_connections or 1
+        return max(1, min(width, MAX_PARALLEL_CONNECTIONS))
+
+    @api.model
+    def _get_lane_blockers(self):
+        """Why the queue must hand mails over through ``send_email``.
+
+        In a test that has not switched SMTP on, core skips the sending in
+        ``send_email``; a module overriding ``send_email`` (OCA
+        mail_tracking records each message there) must see every message.
+        """
+        if modules.module.current_test:
+            return ["test mode"]
+        return [
+            getattr(klass, "_module", None) or klass.__name__
+            for klass in type(self).__mro__
+            if "send_email" in vars(klass)
+            and getattr(klass, "_module", None) not in LANE_SAFE_SEND_EMAIL
+            and klass.__module__ != "odoo.addons.base.models.ir_mail_server"
+        ][:1]
+
+    def _connect_lane(self, smtp_from):
+        """One more session to this server, as the batch's first one.
+
+        Called by the queue in its own thread; no failover (the batch's
+        server was chosen when its first session opened), no circuit count:
+        a server refusing more connections limits the lanes, it is not down.
+        """
+        self.ensure_one()
+        connection = self.with_context(mail_outbound_tracker=None).connect(
+            mail_server_id=self.id, smtp_from=smtp_from
+        )
+        if connection is not None:
+            self._track_session(connection, self)
+        return connection
+
+    @api.model
+    def _count_recipients(self, message):
+        validated = self.env.context.get("send_validated_to")
+        if validated:
+            return len(validated)
+        return len(getaddresses(message.get_all("To", []) + message.get_all("Cc", [])))
+
+    @api.model
+    def _prepare_attempt(self, server_id, recipients, sent):
+        """The delivery log's view of one hand-over (``tools.lanes.Sent``)."""
+        attempt = delivery.Attempt(
+            server_id=server_id,
+            ok=sent.ok,
+            recipients=recipients,
+            duration_ms=sent.duration_ms,
+        )
+        if sent.ok:
+            attempt.code, attempt.text = sent.code, sent.reply
+            attempt.email_from = sent.email_from
+            attempt.envelope_from = sent.envelope_from
+        else:
+            attempt.failure = delivery.classify(sent.error)
+            attempt.code = attempt.failure.code
+            attempt.text = attempt.failure.text
+        return attempt

@@ -1,0 +1,340 @@
+"""The queue's send loop on several SMTP sessions at once.
+
+Core's ``mail.mail._send`` hands the mails of a batch over one after the
+other on one session: against a server 20 ms away each mail waits for four
+round trips, and a worker sends a dozen mails a second whatever else it
+does. This loop owns that per-mail loop for the queue (the cron's run, with
+its claim): it keeps up to the server's *Parallel Connections* sessions
+busy (``tools/lanes.py``) while everything else stays in the worker's
+thread and transaction: reading the mails, building and routing each
+message (core's ``_prepare_outgoing_list``, ``build_email`` and
+``_prepare_email_message``), and writing each outcome through
+``_postprocess_sent_message``, where the queue defers, fails and logs.
+Core's own ``_send`` still sends everything else (interactive sends, a
+module overriding ``send_email`` or ``_send``, one connection).
+"""
+
+import logging
+
+import psycopg2
+
+from odoo import _, api, models, tools
+
+from ..tools import delivery, lanes
+
+_logger = logging.getLogger(__name__)
+
+# what mail.mail._send may be overridden by without the lanes skipping it
+LANE_SAFE_SEND = ("mail", "mail_outbound")
+
+
+class MailOutboundQueue(models.AbstractModel):
+    _name = "mail.outbound.queue"
+    _description = "Outgoing Mail Queue: Parallel Sessions"
+
+    @api.model
+    def _get_lane_width(self, mails, smtp_session):
+        """How many sessions may send these mails at once (1: core's loop)."""
+        tracker = mails.env.context.get("mail_outbound_tracker")
+        if (
+            tracker is None
+            or not tracker.commit_every
+            or len(mails) < 2
+            or smtp_session is None
+            or not getattr(smtp_session, "mail_outbound_server_id", None)
+        ):
+            return 1
+        server = self.env["ir.mail_server"].browse(smtp_session.mail_outbound_server_id)
+        # the batch mark promised at most this many mails in hand-over
+        width = min(tracker.batch_width or 1, server._get_lane_width())
+        if width < 2:
+            return 1
+        blockers = server._get_lane_blockers() + self._get_send_overrides(mails)
+        if blockers:
+            _logger.debug("Mail queue: one session (%s)", ", ".join(blockers))
+            return 1
+        return width
+
+    @api.model
+    def _get_send_overrides(self, mails):
+        return [
+            klass._module
+            for klass in type(mails).__mro__
+            if "_send" in vars(klass)
+            and getattr(klass, "_module", None)
+            and klass._module not in LANE_SAFE_SEND
+        ][:1]
+
+    @api.model
+    def _send_in_lanes(
+        self,
+        mails,
+        smtp_session,
+        width,
+        alias_domain_id=False,
+        mail_server=False,
+        post_send_callback=None,
+    ):
+        """Hand ``mails`` (one batch: one server, one From, one alias domain)
+        to up to ``width`` sessions; commit every ``queue_commit_every``
+        finished mails.
+
+        Mails start in the batch's order and each finished one is recorded
+        (``_record_handover``) before its lane takes the next: a worker that
+        dies has at most ``width`` mails in hand-over, which the settlement
+        fails as "may have been delivered" (the batch mark says ``width``).
+        The lanes outlive the batch: the next batch to the same server goes
+        on with them while this one's last mails are still out, and the run
+        takes the last results (``_finish_lanes``).
+
+        ``smtp_session`` is core's session of the batch: it proves the
+        server (or the one it failed over to) is reachable, and gives the
+        From the messages are prepared with; the lanes have their own.
+        """
+        tracker = mails.env.context["mail_outbound_tracker"]
+        lane_set = self._get_lanes(mails, smtp_session, width)
+        batch = {"failover": tracker.failover, "skipped": list(tracker.skipped)}
+        tracker.skipped = []
+        order = list(mails.ids)
+        every = tracker.commit_every
+        position, prefetched_to = 0, 0
+        follower_status, held = None, None
+        try:
+            while position < len(order):
+                if position >= prefetched_to:
+                    window = mails.browse(order[position : position + every])
+                    follower_status = self._prefetch_window(window)
+                    prefetched_to = position + len(window)
+                if held is None:
+                    # prepared while the lanes are busy: handed over as soon
+                    # as one is free
+                    job = self._prepare_lane_job(
+                        mails.browse(order[position]),
+                        smtp_session,
+                        alias_domain_id,
+                        mail_server,
+                        follower_status,
+                    )
+                    if job is None:
+                        position += 1
+                        lane_set.since_commit += 1
+                        continue
+                    job.data.batch, batch = batch, {"failover": batch["failover"]}
+                    held = job
+                if held is not None and lane_set.submit(held):
+                    held = None
+                    position += 1
+                    continue
+                if not lane_set.busy:
+                    # no session left and none opens: the rest waits
+                    self._defer_without_session(
+                        mails.browse(order[position:]), lane_set.refused
+                    )
+                    break
+                if self._take_result(mails, lane_set, post_send_callback):
+                    # a commit empties the cache: read the next mails again
+                    prefetched_to = position
+        except psycopg2.Error:
+            self._record_drained(mails, lane_set, tracker)
+            mails._settle_after_failed_commit(tracker, handing_over=False)
+            raise
+        except BaseException:
+            # whatever stopped this run, what the lanes still hand over is
+            # recorded: the settlement then knows what they delivered
+            self._record_drained(mails, lane_set, tracker)
+            raise
+        return True
+
+    @api.model
+    def _get_lanes(self, mails, smtp_session, width):
+        """The run's lanes to the batch's server, opened on first use."""
+        tracker = mails.env.context["mail_outbound_tracker"]
+        server = (
+            mails.env["ir.mail_server"]
+            .sudo()
+            .browse(smtp_session.mail_outbound_server_id)
+        )
+        smtp_from = getattr(smtp_session, "smtp_from", None)
+        lane_set = tracker.lanes
+        if lane_set is not None and (lane_set.key, lane_set.width) != (
+            server.id,
+            width,
+        ):
+            self._finish_lanes(mails, commit=False)
+            lane_set = None
+        if lane_set is None:
+            lane_set = tracker.lanes = lanes.Lanes(
+                None,
+                width,
+                connect=lambda: server._connect_lane(smtp_from),
+                close=mails.env["ir.mail_server"]._close_session,
+                key=server.id,
+            )
+        return lane_set
+
+    @api.model
+    def _take_result(self, mails, lane_set, post_send_callback=None):
+        """Finish the next mail a lane hands back; commit when it is time.
+        True when it committed."""
+        tracker = mails.env.context["mail_outbound_tracker"]
+        job = lane_set.wait()
+        self._finish_lane_job(job)
+        if post_send_callback:
+            post_send_callback([job.data.mail_id])
+        lane_set.since_commit += 1
+        if lane_set.since_commit < tracker.commit_every:
+            return False
+        mails._commit_chunk(tracker)
+        lane_set.since_commit = 0
+        return True
+
+    @api.model
+    def _finish_lanes(self, mails, commit=True):
+        """The run's last results, then the run's last commit."""
+        tracker = mails.env.context["mail_outbound_tracker"]
+        lane_set = tracker.lanes
+        if lane_set is None:
+            return
+        try:
+            while lane_set.busy:
+                self._take_result(mails, lane_set)
+            if commit and lane_set.since_commit:
+                mails._commit_chunk(tracker)
+                lane_set.since_commit = 0
+        except psycopg2.Error:
+            self._record_drained(mails, lane_set, tracker)
+            mails._settle_after_failed_commit(tracker, handing_over=False)
+            raise
+        except BaseException:
+            self._record_drained(mails, lane_set, tracker)
+            raise
+        finally:
+            if not lane_set.busy:
+                lane_set.close()
+                tracker.lanes = None
+
+    @api.model
+    def _stop_lanes(self, mails):
+        """The run stopped: record what the lanes still hand over, close them."""
+        tracker = mails.env.context["mail_outbound_tracker"]
+        lane_set = tracker.lanes
+        if lane_set is None:
+            return
+        tracker.lanes = None
+        try:
+            self._record_drained(mails, lane_set, tracker)
+        finally:
+            lane_set.close()
+
+    @api.model
+    def _finish_lane_job(self, job):
+        """What a lane's server answered, written as core writes it."""
+        tracker = self.env.context["mail_outbound_tracker"]
+        data = job.data
+        mail = self.env["mail.mail"].browse(data.mail_id)
+        # the batch this mail came with may be over: its failover is this
+        # mail's, and the first mail back logs the servers it skipped
+        current = tracker.failover
+        tracker.failover = data.batch.get("failover")
+        tracker.skipped = data.batch.get("skipped") or []
+        try:
+            self._write_lane_result(mail, job)
+        finally:
+            tracker.failover = current
+            tracker.skipped = []
+
+    @api.model
+    def _write_lane_result(self, mail, job):
+        tracker = self.env.context["mail_outbound_tracker"]
+        IrMailServer = self.env["ir.mail_server"]
+        data = job.data
+        server_id = getattr(job.lane, "mail_outbound_server_id", None)
+        success_pids, message_id, error = [], None, None
+        for index, sent in enumerate(job.results):
+            tracker.record(
+                IrMailServer._prepare_attempt(server_id, data.recipients[index], sent)
+            )
+            if not sent.ok:
+                error = sent.error
+                break
+            message_id = data.message_ids[index]
+            if data.partner_ids[index]:
+                success_pids.append(data.partner_ids[index])
+        if error is None:
+            mail.write(
+                {"state": "sent", "message_id": message_id, "failure_reason": False}
+            )
+            _logger.info(
+                "Mail with ID %r and Message-Id %r successfully sent",
+                mail.id,
+                message_id,
+            )
+            mail._postprocess_sent_message(
+                success_pids=success_pids, failure_type=data.failure_type
+            )
+            return
+        reason = tools.exception_to_unicode(error)
+        mail.write(
+            {"state": "exception", "failure_reason": reason, "failure_type": "unknown"}
+        )
+        # the queue's post-processing tells deferred from failed, from the
+        # attempts just recorded, and words the reason
+        mail._postprocess_sent_message(
+            success_pids=success_pids, failure_reason=reason, failure_type="unknown"
+        )
+
+    @api.model
+    def _defer_without_session(self, mails, error):
+        """The server took no more sessions (every lane dropped, none
+        reopened): the mails not handed over wait, as after a failed
+        connection."""
+        tracker = self.env.context["mail_outbound_tracker"]
+        failure = delivery.classify(error) if error else None
+        if failure is None or not failure.temporary:
+            failure = delivery.Failure(
+                delivery.TEMPORARY,
+                getattr(failure, "code", 0),
+                str(error or _("The server closed every session.")),
+                "connect",
+                True,
+                "mail_smtp",
+            )
+        tracker.connect_failure = failure
+        try:
+            mails.filtered(
+                lambda mail: mail.state == "outgoing"
+            )._postprocess_sent_message(
+                success_pids=[], failure_reason=failure.text, failure_type="mail_smtp"
+            )
+        finally:
+            tracker.connect_failure = None
+
+    @api.model
+    def _record_drained(self, mails, lane_set, tracker):
+        """Wait for the lanes still handing over, and record what their
+        servers said on the side connection (the transaction may be gone)."""
+        for job in lane_set.drain():
+            ok = [sent for sent in job.results if sent.ok]
+            errors = [sent.error for sent in job.results if not sent.ok]
+            failure = delivery.classify(errors[0]) if errors else None
+            maybe = failure is not None and failure.stage == "after_data"
+            pids = [
+                pid
+                for pid, sent in zip(job.data.partner_ids, job.results, strict=False)
+                if sent.ok and pid
+            ]
+            try:
+                mails._record_handover_values(
+                    tracker,
+                    [job.data.mail_id],
+                    bool(ok) or maybe,
+                    pids,
+                    "mail_smtp" if failure else None,
+                    failure.text if failure else None,
+                )
+            except psycopg2.Error:
+                _logger.exception(
+                    "Mail queue: could not record mail %s as handed over; it "
+                    "is settled as 'may have been delivered'",
+                    job.data.mail_id,
+                )

@@ -1,0 +1,216 @@
+"""Several SMTP sessions to one server at once: the queue's lanes.
+
+Against a real server each SMTP command waits for a round trip; one session
+hands over one mail at a time, so a provider 20 ms away caps a worker at a
+dozen mails a second however fast the rest is. Postfix keeps many sessions
+per destination open for that reason. :class:`Lanes` keeps up to ``width``
+sessions to one server, each used by one thread at a time; the caller (the
+worker's own thread, which owns the database transaction) prepares every
+message, hands it to a free lane, and takes the results back in the order
+they finish. Only ``session.send_message`` runs in the lanes' threads.
+
+Guarantee kept for the queue: the caller submits mails in the order it
+marked them, and takes a lane back only after it recorded the mail that
+lane finished, so at most ``width`` mails are ever handed over and not yet
+recorded: :func:`~.delivery.settle_interrupted` fails at most that many as
+"may have been delivered" after a crash.
+
+Never imports odoo: sessions are whatever ``connect`` returns (smtplib).
+"""
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Sent:
+    """One message handed to a session: the server's reply or the error."""
+
+    ok: bool
+    error: BaseException | None = None
+    code: int = 0
+    reply: str = ""
+    email_from: str = ""  # the From header the server received
+    envelope_from: str = ""  # the MAIL FROM it received
+    duration_ms: int = 0
+
+
+@dataclass
+class Job:
+    """One mail: its messages, sent one after the other on one session.
+
+    ``items``: ``(message, smtp_from, smtp_to_list)`` as prepared by the
+    caller; ``data``: whatever the caller needs back with the result.
+    """
+
+    items: list
+    data: object = None
+    results: list = field(default_factory=list)
+    lane: object = None  # the session that sent it (its server)
+
+
+def decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value or "")
+
+
+def send_items(session, items):
+    """Hand ``items`` over on ``session``, stopping at the first error.
+
+    Reads what the session layer noted for each message (the final reply,
+    what was sent as) when it has it: ``mail_outbound_reply`` and
+    ``mail_outbound_sent`` (see ``ir.mail_server._track_session``).
+    """
+    results = []
+    for message, smtp_from, smtp_to_list in items:
+        started = time.monotonic()
+        try:
+            session.send_message(message, smtp_from, smtp_to_list)
+        except Exception as error:  # noqa: BLE001 - handed back to the caller
+            results.append(
+                Sent(
+                    ok=False,
+                    error=error,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                )
+            )
+            return results
+        code, reply = getattr(session, "mail_outbound_reply", (250, b""))
+        email_from, envelope_from = getattr(
+            session, "mail_outbound_sent", ("", smtp_from)
+        )
+        results.append(
+            Sent(
+                ok=True,
+                code=code,
+                reply=decode(reply),
+                email_from=email_from,
+                envelope_from=envelope_from,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+    return results
+
+
+def session_is_dead(session):
+    """A session the server dropped (smtplib closes its socket)."""
+    inner = getattr(session, "__obj__", session)
+    return getattr(inner, "sock", True) is None
+
+
+class Lanes:
+    """Up to ``width`` sessions to one server, each in its own thread.
+
+    ``first``: the session the batch already opened; ``connect()`` opens
+    another one (called in the caller's thread, lazily, only when every
+    open lane is busy) or raises; ``close(session)`` ends one. A server
+    that refuses another connection (``421 Too many connections``) limits
+    the width to what it accepted. A lane whose session the server dropped
+    is opened again at its next use.
+    """
+
+    def __init__(self, first, width, connect, close, send=send_items, key=None):
+        self.width = max(1, int(width))
+        self.key = key  # what the caller opened them for (a server)
+        # mails finished since the caller last committed
+        self.since_commit = 0
+        self._connect = connect
+        self._close = close
+        self._send = send
+        self._free = [first] if first is not None else []
+        self._sessions = list(self._free)
+        self._done = queue.SimpleQueue()
+        self.busy = 0
+        # why no more lanes open (the last connection error), for the log
+        self.refused = None
+        self.closed = False
+
+    @property
+    def opened(self):
+        return len(self._sessions)
+
+    def has_room(self):
+        return bool(self._free) or (
+            self.refused is None and len(self._sessions) < self.width
+        )
+
+    def submit(self, job):
+        """Start ``job`` on a free lane; False when none can take it."""
+        session = self._take_session()
+        if session is None:
+            return False
+        job.lane = session
+        self.busy += 1
+        thread = threading.Thread(
+            target=self._run, args=(session, job), daemon=True, name="mail-lane"
+        )
+        thread.start()
+        return True
+
+    def _take_session(self):
+        while self._free:
+            session = self._free.pop()
+            if not session_is_dead(session):
+                return session
+            self._forget(session)
+        if self.refused is not None or len(self._sessions) >= self.width:
+            return None
+        try:
+            session = self._connect()
+        except Exception as error:  # noqa: BLE001 - the width is what it took
+            self.refused = error
+            _logger.info(
+                "Outgoing server accepted %s of %s sessions: %s",
+                len(self._sessions),
+                self.width,
+                error,
+            )
+            return None
+        if session is None:
+            self.refused = RuntimeError("no session")
+            return None
+        self._sessions.append(session)
+        return session
+
+    def _run(self, session, job):
+        try:
+            job.results = self._send(session, job.items)
+        except BaseException as error:  # noqa: BLE001 - never lose a job
+            job.results = [Sent(ok=False, error=error)]
+        self._done.put(job)
+
+    def wait(self, timeout=None):
+        """The next finished job; its lane is free again once taken."""
+        job = self._done.get(timeout=timeout)
+        self.busy -= 1
+        if session_is_dead(job.lane):
+            self._forget(job.lane)
+        else:
+            self._free.append(job.lane)
+        return job
+
+    def drain(self):
+        """Every job still running, as it finishes."""
+        while self.busy:
+            yield self.wait()
+
+    def _forget(self, session):
+        if session in self._sessions:
+            self._sessions.remove(session)
+        try:
+            self._close(session)
+        except Exception:  # noqa: BLE001 - a dead session has nothing to close
+            _logger.debug("SMTP session already closed", exc_info=True)
+
+    def close(self):
+        """Quit every idle session."""
+        self.closed = True
+        for session in list(self._free):
+            self._forget(session)
+        self._free = []
