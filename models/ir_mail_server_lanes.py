@@ -6,7 +6,7 @@ from email.utils import getaddresses
 from odoo import _, api, fields, models, modules
 from odoo.exceptions import ValidationError
 
-from ..tools import delivery
+from ..tools import delivery, lanes
 
 _logger = logging.getLogger(__name__)
 
@@ -82,6 +82,13 @@ class IrMailServer(models.Model):
         )
         if connection is not None:
             self._track_session(connection, self)
+            if (
+                self.env["ir.config_parameter"]._mail_outbound_get(
+                    "mail_outbound.smtp_pipelining"
+                )
+                == "on"
+            ):
+                lanes.enable_pipelining(connection)
         return connection
 
     @api.model

@@ -31,6 +31,13 @@ a database that has mail_outbound:
    the end of DATA for some mails (it did receive those): the 451s are
    retried and sent, the dropped ones failed as "may have been delivered"
    and never sent twice.
+8. A worker killed while several of its parallel sessions are in the middle
+   of a hand-over: at most one mail per session (``WIDTH``) in doubt.
+9. A server that refuses a third connection with 421 while the queue asks
+   for four: every mail sent once on the sessions it took, none failed.
+
+Every server here has the default Parallel Connections (4): every scenario
+runs the parallel sessions, so "in doubt" allows up to ``WIDTH`` mails.
 
 Every scenario counts what the SMTP server received against the mails'
 states: zero received twice, zero marked sent but not received, zero left
@@ -635,6 +642,61 @@ def dropped_sessions(odoo, seed=None):
     return ok
 
 
+def killed_with_sessions_busy(odoo):
+    """A worker killed while its parallel sessions all hand mails over."""
+    count = 200
+    with LoopbackSmtp() as smtp:
+        # 50 ms before each final reply: every session is in the middle of a
+        # hand-over most of the time
+        smtp.data_delay = 0.05
+        odoo.run(
+            SETUP.format(port=smtp.port, claim_timeout=2, count=count, commit_every=50)
+        )
+        worker = odoo.start(WORKER.format(batch=1000))
+        deadline = time.monotonic() + 60
+        while len(smtp.messages) < 60 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        busy = smtp.in_data
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        killed_at = len(smtp.messages)
+        output = odoo.run(DRAIN.format(seconds=60) + REPORT)
+        received = received_counts(smtp)
+    ok, summary = verdict(parse_report(output), received, in_doubt_max=WIDTH)
+    ok = ok and busy >= 2
+    print(
+        f"worker killed with {busy} sessions handing over, after {killed_at} of "
+        f"{count} mails: {summary} -> {'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
+def refused_extra_connections(odoo):
+    """A server that takes two connections and answers 421 to the next."""
+    count = 200
+    with LoopbackSmtp(max_connections=2) as smtp:
+        smtp.data_delay = 0.002
+        odoo.run(
+            SETUP.format(
+                port=smtp.port, claim_timeout=900, count=count, commit_every=50
+            )
+        )
+        odoo.run(DRAIN.format(seconds=120))
+        received = received_counts(smtp)
+        refused = smtp.refused_connections
+    report = odoo.report()
+    ok, summary = verdict(report, received, in_doubt_max=0)
+    ok = ok and refused > 0
+    print(
+        f"a server refusing a third connection with 421 ({refused} refused), "
+        f"{count} mails on {WIDTH} sessions asked: {summary} -> "
+        f"{'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
 def main():
     db, addons = sys.argv[1], sys.argv[2]
     only = set(sys.argv[3:])  # scenario names, to run a few while developing
@@ -649,6 +711,8 @@ def main():
             odoo, trials=int(os.environ.get("MO_TRIALS", 8))
         ),
         "dropped_sessions": lambda: dropped_sessions(odoo),
+        "killed_with_sessions_busy": lambda: killed_with_sessions_busy(odoo),
+        "refused_extra_connections": lambda: refused_extra_connections(odoo),
         "database_crash": lambda: database_crash(
             db, addons, trials=int(os.environ.get("MO_CRASHES", 5))
         ),

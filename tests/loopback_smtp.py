@@ -62,6 +62,13 @@ class _Handler:
     def __init__(self, owner):
         self.owner = owner
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.owner.pipelining:
+            # aiosmtpd reads pipelined commands in order; it only never says so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = await self.owner._scripted("mail", address, server)
         if reply:
@@ -78,6 +85,13 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.owner.in_data += 1
+        try:
+            return await self._handle_data(server, session, envelope)
+        finally:
+            self.owner.in_data -= 1
+
+    async def _handle_data(self, server, session, envelope):
         if self.owner.data_delay:
             await asyncio.sleep(self.owner.data_delay)
         rule = self.owner._take("data", " ".join(envelope.rcpt_tos))
@@ -169,6 +183,7 @@ class LoopbackSmtp:
         port=None,
         on_message=None,
         record=True,
+        pipelining=False,
     ):
         """``port``: a fixed one (the demo's sink), else a free one.
         ``on_message(received)``: called with each recorded message.
@@ -181,6 +196,10 @@ class LoopbackSmtp:
         # seconds before answering each DATA: a slow provider, so that a
         # test can interrupt a client in the middle of a batch
         self.data_delay = data_delay
+        # advertise PIPELINING (RFC 2920) in the EHLO reply
+        self.pipelining = pipelining
+        # sessions between the end of their DATA and its final reply now
+        self.in_data = 0
         self.messages = []
         self.count = 0
         self.on_message = on_message

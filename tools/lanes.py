@@ -18,11 +18,15 @@ recorded: :func:`~.delivery.settle_interrupted` fails at most that many as
 Never imports odoo: sessions are whatever ``connect`` returns (smtplib).
 """
 
+import functools
 import logging
 import queue
+import smtplib
 import threading
 import time
 from dataclasses import dataclass, field
+
+from .delivery import DroppedAfterData
 
 _logger = logging.getLogger(__name__)
 
@@ -96,6 +100,155 @@ def send_items(session, items):
             )
         )
     return results
+
+
+def _optionlist(smtp, options):
+    return " " + " ".join(options) if options and smtp.does_esmtp else ""
+
+
+def _close_or_reset(smtp, code):
+    # smtplib's rule: a 421 closes the session, anything else resets it
+    if code == 421:
+        smtp.close()
+    else:
+        smtp._rset()
+
+
+def _envelope_commands(smtp, from_addr, to_addrs, size, mail_options, rcpt_options):
+    """MAIL, RCPT and DATA as ``sendmail`` would send them one by one."""
+    options = []
+    if smtp.does_esmtp:
+        if smtp.has_extn("size"):
+            options.append(f"size={size}")
+        options.extend(mail_options)
+        if any(option.lower() == "smtputf8" for option in options):
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+            smtp.command_encoding = "utf-8"
+    quote = smtplib.quoteaddr
+    return [
+        f"mail FROM:{quote(from_addr)}{_optionlist(smtp, options)}",
+        *(
+            f"rcpt TO:{quote(rcpt)}{_optionlist(smtp, rcpt_options)}"
+            for rcpt in to_addrs
+        ),
+        "data",
+    ]
+
+
+def _read_replies(smtp, count):
+    """``count`` replies, or those before the server closed the session."""
+    replies = []
+    try:
+        while len(replies) < count:
+            replies.append(smtp.getreply())
+    except smtplib.SMTPServerDisconnected:
+        # a server closes after a 421 without answering the rest; a session
+        # lost with nothing refused yet is a lost session
+        if all(code in (250, 251) for code, _reply in replies):
+            raise
+        smtp.close()
+    return replies
+
+
+def _judge_envelope(smtp, from_addr, to_addrs, replies):
+    """Raise what ``sendmail`` raises for these replies; else the refused
+    recipients."""
+    mail_code, mail_reply = replies[0]
+    complete = len(replies) == len(to_addrs) + 2
+    if mail_code != 250:
+        if complete:
+            _close_or_reset(smtp, mail_code)
+        raise smtplib.SMTPSenderRefused(mail_code, mail_reply, from_addr)
+    refused = {}
+    for rcpt, (code, reply) in zip(to_addrs, replies[1:], strict=False):
+        if code not in (250, 251):
+            refused[rcpt] = (code, reply)
+        if code == 421:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if not complete:
+        # closed before answering DATA: the refusals say it all, or the
+        # session was lost
+        if len(refused) == len(to_addrs):
+            raise smtplib.SMTPRecipientsRefused(refused)
+        raise smtplib.SMTPServerDisconnected("connection lost before DATA")
+    data_code, data_reply = replies[-1]
+    if len(refused) == len(to_addrs):
+        if data_code == 354:
+            # a server that opened DATA anyway: an empty message, refused
+            # for want of recipients, ends it
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        smtp._rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if data_code != 354:
+        _close_or_reset(smtp, data_code)
+        raise smtplib.SMTPDataError(data_code, data_reply)
+    return refused
+
+
+def pipelined_sendmail(
+    smtp, from_addr, to_addrs, msg, mail_options=(), rcpt_options=(), outer=None
+):
+    """``smtplib.SMTP.sendmail`` with MAIL, RCPT and DATA in one round trip.
+
+    RFC 2920 (PIPELINING): a client may send MAIL, every RCPT and DATA in
+    one write and read their replies afterwards; the message then follows
+    the 354. Two round trips a mail instead of three plus one per
+    recipient. Every reply is read and judged as ``sendmail`` judges it,
+    with the same exceptions: a refused sender raises
+    ``SMTPSenderRefused``, every recipient refused ``SMTPRecipientsRefused``,
+    a refused DATA or message ``SMTPDataError``; some recipients refused
+    are returned, as ``sendmail`` does. A session lost once the whole
+    message was sent raises :class:`~.delivery.DroppedAfterData`. Without
+    PIPELINING in the server's EHLO, plain ``sendmail``.
+
+    ``outer``: the object the queue reads the final reply from
+    (``mail_outbound_reply``), when ``smtp`` is wrapped.
+    """
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("pipelining"):
+        return smtplib.SMTP.sendmail(
+            smtp, from_addr, to_addrs, msg, mail_options, rcpt_options
+        )
+    if isinstance(msg, str):
+        msg = smtplib._fix_eols(msg).encode("ascii")
+    if isinstance(to_addrs, str):
+        to_addrs = [to_addrs]
+    commands = _envelope_commands(
+        smtp, from_addr, to_addrs, len(msg), mail_options, rcpt_options
+    )
+    # one write: several small ones would wait for each other's ACK (Nagle)
+    smtp.send("".join(f"{command}\r\n" for command in commands))
+    refused = _judge_envelope(
+        smtp, from_addr, to_addrs, _read_replies(smtp, len(commands))
+    )
+    quoted = smtplib._quote_periods(msg)
+    if quoted[-2:] != b"\r\n":
+        quoted += b"\r\n"
+    smtp.send(quoted + b".\r\n")
+    try:
+        code, reply = smtp.getreply()
+    except smtplib.SMTPServerDisconnected as error:
+        # the server may have it: not a temporary failure
+        raise DroppedAfterData(
+            f"connection lost after the end of DATA: {error}"
+        ) from error
+    if outer is not None:
+        outer.mail_outbound_reply = (code, reply)
+    if code != 250:
+        _close_or_reset(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def enable_pipelining(connection):
+    """Send through :func:`pipelined_sendmail` on this session
+    (``send_message`` calls ``sendmail``)."""
+    session = getattr(connection, "__obj__", connection)
+    session.sendmail = functools.partial(pipelined_sendmail, session, outer=connection)
+    return connection
 
 
 def session_is_dead(session):

@@ -108,6 +108,14 @@ PARAMS = {
             doc="a connection lost after the end of DATA: fail as "
             '"may have been delivered", or retry (duplicates possible)',
         ),
+        Param(
+            "mail_outbound.smtp_pipelining",
+            "choice",
+            "on",
+            choices=("on", "off"),
+            doc="parallel sessions send MAIL, RCPT and DATA in one round trip "
+            "where the server offers PIPELINING (RFC 2920)",
+        ),
     )
 }
 

@@ -4,6 +4,7 @@ import smtplib
 import threading
 from email.message import EmailMessage
 
+import pytest
 from loopback_smtp import LoopbackSmtp
 
 from mail_outbound_tools import lanes
@@ -135,9 +136,13 @@ def test_a_dropped_session_fails_its_mail_only_and_is_opened_again():
     assert not by_index[2].ok
     assert isinstance(by_index[2].error, smtplib.SMTPServerDisconnected)
     assert all(by_index[i].ok for i in (0, 1, 3, 4, 5))
-    assert sorted(
-        int(m["message"]["Message-Id"][6:-13]) for m in smtp.messages
-    ) == [0, 1, 3, 4, 5]
+    assert sorted(int(m["message"]["Message-Id"][6:-13]) for m in smtp.messages) == [
+        0,
+        1,
+        3,
+        4,
+        5,
+    ]
     # the lane that lost its session got a new one
     assert sessions.opened == 3
 
@@ -166,3 +171,106 @@ def test_no_session_at_all():
     assert not lane_set.submit(_job(0))
     assert not lane_set.has_room() and lane_set.busy == 0
     assert lane_set.refused.smtp_code == 421
+
+
+# -- PIPELINING: every failure classified as smtplib's own sendmail does ----
+
+SCENARIOS = {
+    "accepted": [],
+    "sender refused for good": [("mail", 550, "5.7.1 Sender rejected", "")],
+    "sender refused for now": [("mail", 451, "4.3.0 Try later", "")],
+    "sender refused, server closing": [("mail", 421, "4.7.0 Closing", "")],
+    "one recipient of two refused": [("rcpt", 550, "5.1.1 No such user", "two@")],
+    "every recipient refused": [("rcpt", 550, "5.1.1 No such user", "")],
+    "a recipient refused for now": [("rcpt", 451, "4.7.1 Greylisted", "one@")],
+    "message refused": [("data", 554, "5.6.0 Content rejected", "")],
+    "message refused for now": [("data", 452, "4.3.1 Out of space", "")],
+}
+
+
+def _outcome(send, smtp):
+    session = smtplib.SMTP(smtp.host, smtp.port, timeout=5)
+    message = _message(0)
+    del message["To"]
+    message["To"] = "one@destination.example, two@destination.example"
+    try:
+        refused = send(session, message)
+    except smtplib.SMTPException as error:
+        code = getattr(error, "smtp_code", None) or sorted(
+            code for code, _text in getattr(error, "recipients", {}).values()
+        )
+        return type(error).__name__, code, len(smtp.messages)
+    finally:
+        session.close()
+    return "ok", sorted(refused), len(smtp.messages)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_pipelining_fails_as_sendmail_fails(name):
+    outcomes = {}
+    for way in ("plain", "pipelined"):
+        with LoopbackSmtp(pipelining=True) as smtp:
+            for command, code, text, match in SCENARIOS[name]:
+                smtp.script(command, code, text, match=match)
+            if way == "plain":
+                outcomes[way] = _outcome(
+                    lambda session, message: smtplib.SMTP.send_message(
+                        session, message
+                    ),
+                    smtp,
+                )
+            else:
+                outcomes[way] = _outcome(
+                    lambda session, message: lanes.enable_pipelining(
+                        session
+                    ).send_message(message),
+                    smtp,
+                )
+    assert outcomes["pipelined"] == outcomes["plain"]
+
+
+def test_pipelining_needs_fewer_round_trips():
+    """MAIL, both RCPTs and DATA in one write: the server sees them at once."""
+    with LoopbackSmtp(pipelining=True, data_delay=0) as smtp:
+        session = lanes.enable_pipelining(smtplib.SMTP(smtp.host, smtp.port))
+        sent = []
+        send = session.send
+        session.send = lambda data: (sent.append(data), send(data))[1]
+        message = _message(1)
+        session.send_message(
+            message,
+            "bob@example.com",
+            ["a@destination.example", "b@destination.example"],
+        )
+        session.quit()
+    chunks = [c.decode() if isinstance(c, bytes) else c for c in sent]
+    envelope = next(c for c in chunks if c.lower().startswith("mail from:"))
+    assert [line.split(" size=")[0] for line in envelope.split("\r\n")] == [
+        "mail FROM:<bob@example.com>",
+        "rcpt TO:<a@destination.example>",
+        "rcpt TO:<b@destination.example>",
+        "data",
+        "",
+    ]
+    assert smtp.messages[0]["rcpt_tos"] == [
+        "a@destination.example",
+        "b@destination.example",
+    ]
+
+
+def test_without_pipelining_in_ehlo_plain_sendmail():
+    with LoopbackSmtp() as smtp:
+        session = lanes.enable_pipelining(smtplib.SMTP(smtp.host, smtp.port))
+        session.send_message(_message(2))
+        session.quit()
+        assert len(smtp.messages) == 1
+
+
+def test_pipelined_session_lost_after_the_message_is_in_doubt():
+    with LoopbackSmtp(pipelining=True) as smtp:
+        smtp.script("data", action="accept_close")
+        session = lanes.enable_pipelining(smtplib.SMTP(smtp.host, smtp.port))
+        with pytest.raises(lanes.DroppedAfterData):
+            session.send_message(_message(3))
+        # the server has it: classified as may-have-been-delivered
+        assert len(smtp.messages) == 1
