@@ -14,6 +14,7 @@ Core's own ``_send`` still sends everything else (interactive sends, a
 module overriding ``send_email`` or ``_send``, one connection).
 """
 
+import contextlib
 import logging
 
 import psycopg2
@@ -99,7 +100,7 @@ class MailOutboundQueue(models.AbstractModel):
         every = tracker.commit_every
         position, prefetched_to = 0, 0
         follower_status, held = None, None
-        try:
+        with self._recording_on_error(mails, lane_set):
             while position < len(order):
                 if position >= prefetched_to:
                     window = mails.browse(order[position : position + every])
@@ -107,9 +108,10 @@ class MailOutboundQueue(models.AbstractModel):
                     prefetched_to = position + len(window)
                 if held is None:
                     # prepared while the lanes are busy: handed over as soon
-                    # as one is free
+                    # as one is free. Read with its window: a field the
+                    # prefetch missed is read for all of them at once
                     job = self._prepare_lane_job(
-                        mails.browse(order[position]),
+                        window.browse(order[position]).with_prefetch(window.ids),
                         smtp_session,
                         alias_domain_id,
                         mail_server,
@@ -134,16 +136,23 @@ class MailOutboundQueue(models.AbstractModel):
                 if self._take_result(mails, lane_set, post_send_callback):
                     # a commit empties the cache: read the next mails again
                     prefetched_to = position
+        return True
+
+    @contextlib.contextmanager
+    def _recording_on_error(self, mails, lane_set):
+        """Whatever stops the run, what the lanes still hand over is
+        recorded, so that the settlement knows what they delivered; a
+        refused commit is settled at once."""
+        tracker = mails.env.context["mail_outbound_tracker"]
+        try:
+            yield
         except psycopg2.Error:
             self._record_drained(mails, lane_set, tracker)
             mails._settle_after_failed_commit(tracker, handing_over=False)
             raise
         except BaseException:
-            # whatever stopped this run, what the lanes still hand over is
-            # recorded: the settlement then knows what they delivered
             self._record_drained(mails, lane_set, tracker)
             raise
-        return True
 
     @api.model
     def _get_lanes(self, mails, smtp_session, width):
@@ -196,18 +205,12 @@ class MailOutboundQueue(models.AbstractModel):
         if lane_set is None:
             return
         try:
-            while lane_set.busy:
-                self._take_result(mails, lane_set)
-            if commit and lane_set.since_commit:
-                mails._commit_chunk(tracker)
-                lane_set.since_commit = 0
-        except psycopg2.Error:
-            self._record_drained(mails, lane_set, tracker)
-            mails._settle_after_failed_commit(tracker, handing_over=False)
-            raise
-        except BaseException:
-            self._record_drained(mails, lane_set, tracker)
-            raise
+            with self._recording_on_error(mails, lane_set):
+                while lane_set.busy:
+                    self._take_result(mails, lane_set)
+                if commit and lane_set.since_commit:
+                    mails._commit_chunk(tracker)
+                    lane_set.since_commit = 0
         finally:
             if not lane_set.busy:
                 lane_set.close()
@@ -231,7 +234,7 @@ class MailOutboundQueue(models.AbstractModel):
         """What a lane's server answered, written as core writes it."""
         tracker = self.env.context["mail_outbound_tracker"]
         data = job.data
-        mail = self.env["mail.mail"].browse(data.mail_id)
+        mail = self.env["mail.mail"].browse(data.mail_id).with_prefetch(data.prefetch)
         # the batch this mail came with may be over: its failover is this
         # mail's, and the first mail back logs the servers it skipped
         current = tracker.failover
@@ -261,9 +264,12 @@ class MailOutboundQueue(models.AbstractModel):
             if data.partner_ids[index]:
                 success_pids.append(data.partner_ids[index])
         if error is None:
-            mail.write(
-                {"state": "sent", "message_id": message_id, "failure_reason": False}
-            )
+            values = {"state": "sent", "failure_reason": False}
+            if message_id != mail.message_id:
+                # core writes it always: on the mail's message, with the
+                # recomputations that brings, for the value it already has
+                values["message_id"] = message_id
+            mail.write(values)
             _logger.info(
                 "Mail with ID %r and Message-Id %r successfully sent",
                 mail.id,

@@ -23,6 +23,8 @@ class LaneMail:
     failure_type: str | None = None
     # its batch's failover, and the servers that batch skipped
     batch: dict = field(default_factory=dict)
+    # the mails read with it, read again with it once a commit emptied the cache
+    prefetch: tuple = ()
 
 
 class MailOutboundQueue(models.AbstractModel):
@@ -52,7 +54,7 @@ class MailOutboundQueue(models.AbstractModel):
         if mail.state != "outgoing":
             return None
         IrMailServer = self.env["ir.mail_server"]
-        data = LaneMail(mail.id)
+        data = LaneMail(mail.id, prefetch=tuple(mail._prefetch_ids))
         items = []
         try:
             emails_from = tools.mail.email_split_and_format(mail.email_from)

@@ -258,14 +258,16 @@ def session_is_dead(session):
 
 
 class Lanes:
-    """Up to ``width`` sessions to one server, each in its own thread.
+    """Up to ``width`` sessions to one server, each with its own thread.
 
-    ``first``: the session the batch already opened; ``connect()`` opens
-    another one (called in the caller's thread, lazily, only when every
-    open lane is busy) or raises; ``close(session)`` ends one. A server
-    that refuses another connection (``421 Too many connections``) limits
-    the width to what it accepted. A lane whose session the server dropped
-    is opened again at its next use.
+    ``first``: a session already open, or None; ``connect()`` opens another
+    one (called in the caller's thread, lazily, only when every open lane is
+    busy) or raises; ``close(session)`` ends one. A server that refuses
+    another connection (``421 Too many connections``) limits the width to
+    what it accepted. A lane whose session the server dropped is opened
+    again at its next use. Each session's thread lives as long as the
+    session: starting a thread per mail costs more than an SMTP command on
+    loopback.
     """
 
     def __init__(self, first, width, connect, close, send=send_items, key=None):
@@ -276,9 +278,11 @@ class Lanes:
         self._connect = connect
         self._close = close
         self._send = send
-        self._free = [first] if first is not None else []
-        self._sessions = list(self._free)
         self._done = queue.SimpleQueue()
+        self._inboxes = {}  # session -> its thread's queue of jobs
+        self._free = []
+        if first is not None:
+            self._open(first)
         self.busy = 0
         # why no more lanes open (the last connection error), for the log
         self.refused = None
@@ -286,11 +290,11 @@ class Lanes:
 
     @property
     def opened(self):
-        return len(self._sessions)
+        return len(self._inboxes)
 
     def has_room(self):
         return bool(self._free) or (
-            self.refused is None and len(self._sessions) < self.width
+            self.refused is None and len(self._inboxes) < self.width
         )
 
     def submit(self, job):
@@ -300,11 +304,16 @@ class Lanes:
             return False
         job.lane = session
         self.busy += 1
-        thread = threading.Thread(
-            target=self._run, args=(session, job), daemon=True, name="mail-lane"
-        )
-        thread.start()
+        self._inboxes[session].put(job)
         return True
+
+    def _open(self, session):
+        inbox = queue.SimpleQueue()
+        self._inboxes[session] = inbox
+        self._free.append(session)
+        threading.Thread(
+            target=self._run, args=(session, inbox), daemon=True, name="mail-lane"
+        ).start()
 
     def _take_session(self):
         while self._free:
@@ -312,7 +321,7 @@ class Lanes:
             if not session_is_dead(session):
                 return session
             self._forget(session)
-        if self.refused is not None or len(self._sessions) >= self.width:
+        if self.refused is not None or len(self._inboxes) >= self.width:
             return None
         try:
             session = self._connect()
@@ -320,7 +329,7 @@ class Lanes:
             self.refused = error
             _logger.info(
                 "Outgoing server accepted %s of %s sessions: %s",
-                len(self._sessions),
+                len(self._inboxes),
                 self.width,
                 error,
             )
@@ -328,15 +337,19 @@ class Lanes:
         if session is None:
             self.refused = RuntimeError("no session")
             return None
-        self._sessions.append(session)
-        return session
+        self._open(session)
+        return self._free.pop()
 
-    def _run(self, session, job):
-        try:
-            job.results = self._send(session, job.items)
-        except BaseException as error:  # noqa: BLE001 - never lose a job
-            job.results = [Sent(ok=False, error=error)]
-        self._done.put(job)
+    def _run(self, session, inbox):
+        while True:
+            job = inbox.get()
+            if job is None:
+                return
+            try:
+                job.results = self._send(session, job.items)
+            except BaseException as error:  # noqa: BLE001 - never lose a job
+                job.results = [Sent(ok=False, error=error)]
+            self._done.put(job)
 
     def wait(self, timeout=None):
         """The next finished job; its lane is free again once taken."""
@@ -354,15 +367,16 @@ class Lanes:
             yield self.wait()
 
     def _forget(self, session):
-        if session in self._sessions:
-            self._sessions.remove(session)
+        inbox = self._inboxes.pop(session, None)
+        if inbox is not None:
+            inbox.put(None)  # its thread ends
         try:
             self._close(session)
         except Exception:  # noqa: BLE001 - a dead session has nothing to close
             _logger.debug("SMTP session already closed", exc_info=True)
 
     def close(self):
-        """Quit every idle session."""
+        """Quit every idle session and end its thread."""
         self.closed = True
         for session in list(self._free):
             self._forget(session)
