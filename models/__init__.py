@@ -24,6 +24,7 @@ from . import mail_outbound_domain_check
 from . import mail_outbound_handover
 from . import mail_outbound_provider_preset
 from . import mail_outbound_queue
+from . import mail_outbound_queue_claims
 from . import mail_outbound_queue_prepare
 from . import mail_outbound_sending_address
 from . import mail_thread

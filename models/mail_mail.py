@@ -199,7 +199,9 @@ class MailMail(models.Model):
                         .browse(session_server_id)
                         ._get_lane_width()
                     )
-                    self._mark_batch(claim, mail_ids, width)
+                    self.env["mail.outbound.queue"]._mark_batch(
+                        tracker, claim, mail_ids, width
+                    )
                     tracker.batch_width = width
                 if mail_ids:
                     yield session_server_id, alias_domain_id, session_from, mail_ids

@@ -3,14 +3,12 @@
 Commits in chunks, each finished mail recorded on the side connection.
 """
 
-import json
 import logging
 import smtplib
-from datetime import timedelta
 
 import psycopg2
 
-from odoo import api, fields, models, tools
+from odoo import fields, models, tools
 
 from ..tools import delivery
 from . import queue_log
@@ -37,7 +35,7 @@ class MailMail(models.Model):
         tracker = delivery.AttemptTracker()
         tracker.claim = self.env.context.get("mail_outbound_claim")
         if auto_commit is True and tracker.claim:
-            tracker.commit_every = self._get_commit_every()
+            tracker.commit_every = self.env["mail.outbound.queue"]._get_commit_every()
             # claimed just before this send (process_email_queue)
             tracker.claim_renewed = fields.Datetime.now()
         mails = self.with_context(
@@ -75,12 +73,6 @@ class MailMail(models.Model):
             if tracker.side_cursor is not None:
                 tracker.side_cursor.close()
             self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
-
-    @api.model
-    def _get_commit_every(self):
-        return self.env["ir.config_parameter"]._mail_outbound_get(
-            "mail_outbound.queue_commit_every"
-        )
 
     def _send(
         self,
@@ -140,33 +132,11 @@ class MailMail(models.Model):
                     mail_server=mail_server,
                     post_send_callback=post_send_callback,
                 )
-                self._commit_chunk(tracker)
+                self.env["mail.outbound.queue"]._commit_chunk(tracker)
             except psycopg2.Error:
-                self._settle_after_failed_commit(tracker)
+                self.env["mail.outbound.queue"]._settle_after_failed_commit(tracker)
                 raise
         return True
-
-    def _settle_after_failed_commit(self, tracker, handing_over=None):
-        """The transaction is lost, the SMTP exchanges are not: what was
-        delivered is marked so now, never sent again.
-
-        Should the database refuse that too, the records stay on the side
-        and the next run settles them once the claim expires
-        (``_release_claims`` leaves them).
-        """
-        if handing_over is None:
-            # no attempt yet for the mail in hand: its hand-over never started
-            handing_over = bool(tracker.attempts)
-        self.env.cr.rollback()
-        try:
-            self._settle_interrupted([tracker.claim], handing_over=handing_over)
-            self.env.cr.commit()  # pylint: disable=invalid-commit
-        except psycopg2.Error:
-            _logger.exception(
-                "Mail queue: could not record the mails already delivered; "
-                "they are settled by a later run once the claim expires"
-            )
-            self.env.cr.rollback()
 
     def _get_outgoing_prefetch_fields(self):
         """Fields core's ``_send`` reads, one of each table: read per chunk."""
@@ -175,36 +145,6 @@ class MailMail(models.Model):
     def _prefetch_outgoing(self):
         for fname in self._get_outgoing_prefetch_fields():
             self.mapped(fname)
-
-    def _commit_chunk(self, tracker):
-        """Commit the chunk and its log lines; renew the run's claim in time.
-
-        A live worker renews its claim and batch marks once a quarter of the
-        claim timeout has passed, so that neither expires under it however
-        long the run takes (a slow server), without rewriting every claimed
-        row at every commit of a fast run.
-        """
-        # kept until the commit holds: lost with it, they are written after
-        logs = list(tracker.logs)
-        self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
-        now = fields.Datetime.now()
-        if now - tracker.claim_renewed > timedelta(seconds=self._claim_timeout() / 4):
-            self.env.cr.execute(
-                "UPDATE mail_mail SET delivery_claim_date = %s "
-                "WHERE delivery_claim = %s",
-                (now, tracker.claim),
-            )
-            self.env.cr.execute(
-                "UPDATE mail_outbound_batch SET since = %s WHERE claim = %s",
-                (now, tracker.claim),
-            )
-            self.invalidate_model(["delivery_claim_date"])
-            tracker.claim_renewed = now
-        try:
-            self.env.cr.commit()  # pylint: disable=invalid-commit
-        except psycopg2.Error:
-            tracker.logs[:0] = logs
-            raise
 
     def _record_handover(self, tracker, delivered, success_pids, failure_type):
         """Say, durably and outside the queue's transaction, that these mails
@@ -216,7 +156,7 @@ class MailMail(models.Model):
         """
         if tracker.side_cursor is None:
             return
-        self._record_handover_values(
+        self.env["mail.outbound.queue"]._record_handover_values(
             tracker,
             self.ids,
             delivered,
@@ -224,27 +164,6 @@ class MailMail(models.Model):
             failure_type,
             (self[:1].failure_reason or None) if failure_type else None,
         )
-
-    @api.model
-    def _record_handover_values(
-        self, tracker, mail_ids, delivered, success_pids, failure_type, reason
-    ):
-        """``_record_handover`` without reading the mails: also when the
-        queue's transaction is already lost."""
-        tracker.side_cursor.execute(
-            "INSERT INTO mail_outbound_handover "
-            "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
-            "SELECT %s, unnest(%s::int[]), %s, %s::jsonb, %s, %s",
-            (
-                tracker.claim,
-                list(mail_ids),
-                bool(delivered),
-                json.dumps([pid for pid in success_pids if pid]),
-                failure_type or None,
-                reason if failure_type else None,
-            ),
-        )
-        tracker.side_cursor.commit()
 
     def action_send_again(self):
         """Queue again mails a person checked were not delivered."""

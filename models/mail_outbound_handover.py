@@ -5,8 +5,8 @@ class MailOutboundBatch(models.Model):
     """A batch mark: the mails a queue run hands to a server now, in order.
 
     Written and committed on the run's side connection before the batch is
-    sent (``mail.mail._mark_batch``), read and removed by the settlement of
-    a dead or failed run (``mail.mail._settle_interrupted``). Rows live for
+    sent (``mail.outbound.queue._mark_batch``), read and removed by the settlement of
+    a dead or failed run (``mail.outbound.queue._settle_interrupted``). Rows live for
     one run; no user reads them.
     """
 

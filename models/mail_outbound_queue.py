@@ -148,7 +148,7 @@ class MailOutboundQueue(models.AbstractModel):
             yield
         except psycopg2.Error:
             self._record_drained(mails, lane_set, tracker)
-            mails._settle_after_failed_commit(tracker, handing_over=False)
+            self._settle_after_failed_commit(tracker, handing_over=False)
             raise
         except BaseException:
             self._record_drained(mails, lane_set, tracker)
@@ -193,7 +193,7 @@ class MailOutboundQueue(models.AbstractModel):
         lane_set.since_commit += 1
         if lane_set.since_commit < tracker.commit_every:
             return False
-        mails._commit_chunk(tracker)
+        self._commit_chunk(tracker)
         lane_set.since_commit = 0
         return True
 
@@ -209,7 +209,7 @@ class MailOutboundQueue(models.AbstractModel):
                 while lane_set.busy:
                     self._take_result(mails, lane_set)
                 if commit and lane_set.since_commit:
-                    mails._commit_chunk(tracker)
+                    self._commit_chunk(tracker)
                     lane_set.since_commit = 0
         finally:
             if not lane_set.busy:
@@ -330,7 +330,7 @@ class MailOutboundQueue(models.AbstractModel):
                 if sent.ok and pid
             ]
             try:
-                mails._record_handover_values(
+                self._record_handover_values(
                     tracker,
                     [job.data.mail_id],
                     bool(ok) or maybe,

@@ -69,7 +69,7 @@ WORKER = """
 import time
 env["ir.config_parameter"].set_param("mail.mail.queue.batch.size", {batch})
 env.cr.commit()
-while env["mail.mail"]._count_due():
+while env["mail.outbound.queue"]._count_due():
     env["mail.mail"].process_email_queue()
     env.cr.commit()
 print("WORKER DONE", flush=True)

@@ -606,7 +606,7 @@ class TestDelivery(MailOutboundSmtpCase):
         mail.write({"delivery_claim": "a-worker", "delivery_claim_date": "2000-01-01"})
         self.mark_batch(mail)
         self.record_handover(mail, True)
-        self.env["mail.mail"]._release_claims("a-worker")
+        self.env["mail.outbound.queue"]._release_claims("a-worker")
         self.assertEqual(mail.delivery_claim, "a-worker")
         self.env.cr.execute(
             "SELECT COUNT(*) FROM mail_outbound_handover WHERE claim = 'a-worker'"
@@ -614,7 +614,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(self.env.cr.fetchone()[0], 1)
         # once it is recorded as sent, the run lets go
         mail.state = "sent"
-        self.env["mail.mail"]._release_claims("a-worker")
+        self.env["mail.outbound.queue"]._release_claims("a-worker")
         self.assertFalse(mail.delivery_claim)
 
     def test_a_claim_is_settled_once_all_its_marks_are_stale(self):
@@ -642,7 +642,7 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def test_commit_every_is_read_safely(self):
         Params = self.env["ir.config_parameter"].sudo()
-        Mail = self.env["mail.mail"]
+        Mail = self.env["mail.outbound.queue"]
         Params.set_param("mail_outbound.queue_commit_every", False)  # unset
         self.assertEqual(Mail._get_commit_every(), 50)
         Params.set_param("mail_outbound.queue_commit_every", "0")
