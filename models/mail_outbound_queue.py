@@ -59,11 +59,10 @@ class MailOutboundQueue(models.AbstractModel):
     @api.model
     def _get_send_overrides(self, mails):
         return [
-            klass._module
+            vars(klass).get("_module") or klass.__name__
             for klass in type(mails).__mro__
             if "_send" in vars(klass)
-            and getattr(klass, "_module", None)
-            and klass._module not in LANE_SAFE_SEND
+            and vars(klass).get("_module") not in LANE_SAFE_SEND
         ][:1]
 
     @api.model

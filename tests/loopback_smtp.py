@@ -86,6 +86,7 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.owner.in_data += 1
+        self.owner.in_data_peak = max(self.owner.in_data_peak, self.owner.in_data)
         try:
             return await self._handle_data(server, session, envelope)
         finally:
@@ -200,6 +201,7 @@ class LoopbackSmtp:
         self.pipelining = pipelining
         # sessions between the end of their DATA and its final reply now
         self.in_data = 0
+        self.in_data_peak = 0  # the most sessions ever at that point at once
         self.messages = []
         self.count = 0
         self.on_message = on_message

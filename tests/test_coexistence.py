@@ -43,6 +43,13 @@ class TestMailTrackingInterplay(MailOutboundSmtpCase):
             [("mail_id", "=", mail.id)], order="id"
         )
 
+    def test_parallel_sessions_step_aside(self):
+        """mail_tracking records each message in ``send_email``: the queue
+        then sends through it, one mail at a time."""
+        self.assertEqual(
+            self.env["ir.mail_server"]._get_lane_blockers(), ["mail_tracking"]
+        )
+
     def test_deferred_mail_is_tracked_deferred_with_the_reply(self):
         self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted, try later", times=1)
         mail = self.queue_mail("bob@example.com")

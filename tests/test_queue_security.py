@@ -1,6 +1,9 @@
 """Issue #9: access before effect, and broken parameters, met as an
 attacker or a typo would meet them."""
 
+from unittest.mock import patch
+
+from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
@@ -105,6 +108,35 @@ class TestQueueSecurity(MailOutboundSmtpCase):
             with self.assertRaises(ValidationError) as caught:
                 self.primary.write({field: -1})
             self.assertIn(self.primary._fields[field].string, str(caught.exception))
+
+    def test_parallel_connections_out_of_range(self):
+        for value in (0, -1, 51):
+            with self.assertRaises(ValidationError) as caught:
+                self.primary.write({"parallel_connections": value})
+            self.assertIn("Parallel Connections", str(caught.exception))
+        self.primary.write({"parallel_connections": 50})
+        self.assertEqual(self.primary._get_lane_width(), 50)
+        # an employee never reaches the field: servers are system-only
+        employee = self.env["res.users"].create(
+            {
+                "name": "Employee",
+                "login": "employee_lanes",
+                "groups_id": [(6, 0, [self.env.ref("base.group_user").id])],
+            }
+        )
+        with self.assertRaises(AccessError):
+            self.primary.with_user(employee).write({"parallel_connections": 10})
+        self.assertEqual(self.primary.parallel_connections, 50)
+
+    def test_parallel_sessions_only_where_nothing_overrides_send_email(self):
+        Servers = self.env["ir.mail_server"]
+        expected = ["mail_tracking"] if "mail.tracking.email" in self.env else []
+        self.assertEqual(Servers._get_lane_blockers(), expected)
+        with patch.object(modules.module, "current_test", True):
+            self.assertEqual(Servers._get_lane_blockers(), ["test mode"])
+        # a test double of send_email (Odoo's own mail tests patch it so)
+        with patch.object(type(Servers), "send_email", lambda *a, **k: None):
+            self.assertTrue(Servers._get_lane_blockers())
 
     def test_from_filter_nul_and_empty(self):
         for value, words in (
