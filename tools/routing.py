@@ -439,13 +439,16 @@ def _server_index(servers):
     """The index of ``servers``, built once per distinct list.
 
     The cache key is the list's identity, but an entry is used only if the
-    list still holds equal servers (:class:`Server` is frozen and compared by
-    value): a list changed in place, or a new one at a freed list's address,
-    is indexed again.
+    list holds servers equal to the indexed ones (:class:`Server` is frozen
+    and compared by value): a list changed in place, or a different one at a
+    freed list's address, is indexed again. A caller that builds a new list
+    per message pays one index per message, about what the scan cost.
     """
     snapshot = tuple(servers)
     entry = _INDEXES.get(id(servers))
     if entry is not None and entry.servers == snapshot:
+        # equal servers, maybe other objects: compare identities from now on
+        entry.servers = snapshot
         return entry
     if len(_INDEXES) >= _INDEXES_MAX:
         _INDEXES.clear()
