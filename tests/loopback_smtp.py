@@ -15,6 +15,13 @@ fail the way real providers do::
         smtp.script("data", action="accept_close", match="rcpt7@")  # take it, drop
         ...
 
+    # a provider 20 ms away that takes at most 4 sessions at once: every
+    # reply (greeting and EHLO included) waits 20 ms; a 5th connection is
+    # greeted with 421 and closed
+    LoopbackSmtp(reply_delay=0.02, max_connections=4)
+        ...
+        smtp.peak_sessions, smtp.refused_connections, smtp.message_ids
+
     # OAuth (Gmail, Outlook): AUTH XOAUTH2 with a bearer token per user
     LoopbackSmtp(tls="starttls", certificate=certs.valid, tokens={"me": "token"})
         ...
@@ -31,6 +38,7 @@ import datetime
 import email
 import email.policy
 import pathlib
+import re
 import socket
 import ssl
 import threading
@@ -38,6 +46,9 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
+
+# The Message-Id header of a raw message, folded or not.
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
 
 
 @dataclass
@@ -103,8 +114,34 @@ class _ScriptedSMTP(SMTP):
     """aiosmtpd's SMTP with hooks at connect and EHLO."""
 
     owner = None
+    # the previous line pushed was a continuation ("250-..."): the rest of a
+    # multi-line reply follows at once, its round trip is already paid
+    _continuing = False
+
+    async def push(self, status):
+        if self.owner.reply_delay and not self._continuing:
+            await asyncio.sleep(self.owner.reply_delay)
+        line = status.decode() if isinstance(status, bytes) else status
+        self._continuing = line[3:4] == "-"
+        await super().push(status)
 
     async def _handle_client(self):
+        owner = self.owner
+        if owner.max_connections and owner.sessions >= owner.max_connections:
+            # what providers answer past their limit of concurrent sessions
+            owner.refused_connections += 1
+            await self.push("421 4.7.0 Too many connections")
+            self.transport.close()
+            return
+        owner.sessions += 1
+        owner.peak_sessions = max(owner.peak_sessions, owner.sessions)
+        try:
+            await self._handle_session()
+        finally:
+            # also when aiosmtpd cancels the task: QUIT, a drop, a timeout
+            owner.sessions -= 1
+
+    async def _handle_session(self):
         rule = self.owner._take("connect", "")
         if rule and rule.action == "reply":
             await self.push(f"{rule.code} {rule.text}")
@@ -169,10 +206,18 @@ class LoopbackSmtp:
         port=None,
         on_message=None,
         record=True,
+        reply_delay=0,
+        max_connections=0,
     ):
         """``port``: a fixed one (the demo's sink), else a free one.
         ``on_message(received)``: called with each recorded message.
-        ``record=False``: count the messages only (the benchmark's sink)."""
+        ``record=False``: count the messages and their Message-Ids only (the
+        benchmark's sink).
+        ``reply_delay``: seconds to wait before each reply, the greeting and
+        EHLO included: a provider's round trip.
+        ``max_connections``: sessions at once; past them a connection is
+        greeted with ``421 4.7.0 Too many connections`` and closed (0: no
+        limit)."""
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
@@ -181,8 +226,16 @@ class LoopbackSmtp:
         # seconds before answering each DATA: a slow provider, so that a
         # test can interrupt a client in the middle of a batch
         self.data_delay = data_delay
+        self.reply_delay = reply_delay
+        self.max_connections = max_connections
         self.messages = []
         self.count = 0
+        # Message-Id header of each message taken ("" when it has none)
+        self.message_ids = set()
+        # sessions open now, the most at once, connections refused (421)
+        self.sessions = 0
+        self.peak_sessions = 0
+        self.refused_connections = 0
         self.on_message = on_message
         self.keep = record
         self.rules = []
@@ -241,6 +294,10 @@ class LoopbackSmtp:
         with self._condition:
             self.messages.clear()
             self.rules.clear()
+            self.message_ids.clear()
+            self.count = 0
+            self.peak_sessions = self.sessions
+            self.refused_connections = 0
 
     def _take(self, command, argument):
         for rule in self.rules:
@@ -276,10 +333,11 @@ class LoopbackSmtp:
         return AuthResult(success=self.users.get(login) == password, handled=False)
 
     def _record(self, session, envelope):
+        raw = envelope.original_content or envelope.content
         self.count += 1
+        self.message_ids.add(message_id(raw))
         if not self.keep:
             return
-        raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
         received = {
             "mail_from": envelope.mail_from,
@@ -299,6 +357,19 @@ class LoopbackSmtp:
             return self._condition.wait_for(
                 lambda: len(self.messages) >= count, timeout
             )
+
+
+def message_id(raw):
+    """The Message-Id of a raw message, unfolded, ``""`` when it has none.
+
+    Read from the header block only, without parsing the message: cheap
+    enough for a sink taking thousands of mails.
+    """
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    if not found:
+        return ""
+    return b" ".join(found[1].split()).decode("ascii", "replace")
 
 
 def closed_port():
