@@ -5,13 +5,20 @@ provider a round trip away that takes N sessions at once: checked here with
 smtplib, the client Odoo uses.
 """
 
+import json
+import pathlib
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import time
 from email.message import EmailMessage
 
 import pytest
-from loopback_smtp import LoopbackSmtp, message_id
+from loopback_smtp import LoopbackSmtp, closed_port, message_id
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def mail(index, message_id_header=True):
@@ -119,3 +126,40 @@ def test_message_ids_counted_without_keeping_messages():
 )
 def test_message_id_read_from_the_header_only(raw, expected):
     assert message_id(raw) == expected
+
+
+def test_sink_script_delays_limits_and_counts(tmp_path):
+    """scripts/smtp_sink.py as the benchmark runs it, stopped with SIGTERM."""
+    port = closed_port()
+    counts = tmp_path / "counts.json"
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "smtp_sink.py"),
+            f"--port={port}",
+            "--quiet",
+            "--reply-delay=50",
+            "--max-connections=1",
+            f"--count-file={counts}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "listening" in sink.stdout.readline()
+        client, greeting = timed(lambda: smtplib.SMTP("127.0.0.1", port))
+        assert greeting >= 0.05
+        with pytest.raises(smtplib.SMTPConnectError):
+            smtplib.SMTP("127.0.0.1", port)
+        for index in (1, 2, 2):
+            client.send_message(mail(index))
+        client.quit()
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        assert sink.wait(timeout=10) == 0
+    assert json.loads(counts.read_text()) == {
+        "messages": 3,
+        "distinct_message_ids": 2,
+        "peak_sessions": 1,
+        "refused_connections": 1,
+    }
