@@ -2,6 +2,12 @@
 
 Used by scripts/benchmark on a stock database and on one with mail_outbound,
 against the same loopback SMTP sink. Not a test: it measures.
+
+MO_BENCH_ROW says which settings the addon runs with: ``addon`` (defaults),
+``addon_nopipe`` (``mail_outbound.smtp_pipelining`` = off),
+``addon_1conn`` (the server's Parallel Connections = 1, where the field
+exists), ``addon_commit1`` (``mail_outbound.queue_commit_every`` = 1). Each
+run sets them all, since the rows share a database.
 """
 
 # ruff: noqa: F821 - `env` is odoo shell's
@@ -14,13 +20,37 @@ from odoo import sql_db
 
 count = int(os.environ["MO_BENCH_MAILS"])
 port = int(os.environ["MO_BENCH_SMTP_PORT"])
+row = os.environ.get("MO_BENCH_ROW", "addon")
+addon = bool(
+    env["ir.module.module"].search_count(
+        [("name", "=", "mail_outbound"), ("state", "=", "installed")]
+    )
+)
+Servers = env["ir.mail_server"]
+# the lead's field of issue #10; before it, one session is all there is
+has_connections = "parallel_connections" in Servers._fields
 
 env["mail.mail"].search([]).unlink()  # an earlier round's leftovers
-env["ir.mail_server"].search([]).unlink()
-env["ir.mail_server"].create(
-    {"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": port, "sequence": 1}
-)
-env["ir.config_parameter"].set_param("mail.mail.queue.batch.size", count)
+Servers.search([]).unlink()
+server_vals = {
+    "name": "Sink",
+    "smtp_host": "127.0.0.1",
+    "smtp_port": port,
+    "sequence": 1,
+}
+if row == "addon_1conn" and has_connections:
+    server_vals["parallel_connections"] = 1
+server = Servers.create(server_vals)
+params = env["ir.config_parameter"]
+params.set_param("mail.mail.queue.batch.size", count)
+if addon:
+    # False removes the parameter: the addon's default
+    params.set_param(
+        "mail_outbound.queue_commit_every", "1" if row == "addon_commit1" else False
+    )
+    params.set_param(
+        "mail_outbound.smtp_pipelining", "off" if row == "addon_nopipe" else False
+    )
 env["mail.mail"].create(
     [
         {
@@ -48,6 +78,14 @@ print(
     + json.dumps(
         {
             "db": env.cr.dbname,
+            "row": row if addon else "stock",
+            "delay_ms": int(os.environ.get("MO_BENCH_DELAY_MS", "0")),
+            "parallel_connections": server.parallel_connections
+            if has_connections
+            else None,
+            "commit_every": params.get_param("mail_outbound.queue_commit_every")
+            if addon
+            else None,
             "mails": count,
             "sent": sent,
             "failed": failed,

@@ -15,6 +15,13 @@ fail the way real providers do::
         smtp.script("data", action="accept_close", match="rcpt7@")  # take it, drop
         ...
 
+    # a provider 20 ms away that takes at most 4 sessions at once: every
+    # reply (greeting and EHLO included) waits 20 ms; a 5th connection is
+    # greeted with 421 and closed
+    LoopbackSmtp(reply_delay=0.02, max_connections=4)
+        ...
+        smtp.peak_sessions, smtp.refused_connections, smtp.message_ids
+
     # OAuth (Gmail, Outlook): AUTH XOAUTH2 with a bearer token per user
     LoopbackSmtp(tls="starttls", certificate=certs.valid, tokens={"me": "token"})
         ...
@@ -27,10 +34,12 @@ for another host name, self-signed) with the ``cryptography`` package.
 import asyncio
 import base64
 import binascii
+import collections
 import datetime
 import email
 import email.policy
 import pathlib
+import re
 import socket
 import ssl
 import threading
@@ -38,6 +47,9 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
+
+# The Message-Id header of a raw message, folded or not.
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
 
 
 @dataclass
@@ -118,8 +130,78 @@ class _ScriptedSMTP(SMTP):
     """aiosmtpd's SMTP with hooks at connect and EHLO."""
 
     owner = None
+    # the previous line pushed was a continuation ("250-..."): the rest of a
+    # multi-line reply follows at once, its round trip is already paid
+    _continuing = False
+
+    async def push(self, status):
+        if self.owner.reply_delay and not self._continuing:
+            # a round trip: the reply leaves ``reply_delay`` after the bytes
+            # it answers arrived. One command at a time, that is a pause
+            # before every reply; commands a client pipelined (RFC 2920)
+            # arrived together and are answered together, as over a network
+            self._start_clock()
+            wait = self._answered_arrival() + self.owner.reply_delay - self.loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        line = status.decode() if isinstance(status, bytes) else status
+        self._continuing = line[3:4] == "-"
+        await super().push(status)
+
+    def data_received(self, data):
+        if self.owner.reply_delay:
+            self._start_clock()
+            self._received += len(data)
+            self._arrivals.append((self.loop.time(), self._received))
+        super().data_received(data)
+
+    _arrivals = None
+
+    def _start_clock(self):
+        if self._arrivals is None:
+            # the greeting answers the connection itself
+            self._arrivals = collections.deque([(self.loop.time(), 0)])
+            self._received = self._consumed = 0
+            self._count_consumed()
+
+    def _answered_arrival(self):
+        """When the last byte read so far reached the server."""
+        arrivals = self._arrivals
+        while len(arrivals) > 1 and arrivals[0][1] < self._consumed:
+            arrivals.popleft()
+        return arrivals[0][0]
+
+    def _count_consumed(self):
+        reader = self._reader
+        for name in ("readuntil", "readline", "read", "readexactly"):
+            original = getattr(reader, name)
+
+            async def counted(*args, _original=original, **kwargs):
+                data = await _original(*args, **kwargs)
+                self._consumed += len(data)
+                return data
+
+            setattr(reader, name, counted)
 
     async def _handle_client(self):
+        owner = self.owner
+        if owner.reply_delay:
+            self._start_clock()
+        if owner.max_connections and owner.sessions >= owner.max_connections:
+            # what providers answer past their limit of concurrent sessions
+            owner.refused_connections += 1
+            await self.push("421 4.7.0 Too many connections")
+            self.transport.close()
+            return
+        owner.sessions += 1
+        owner.peak_sessions = max(owner.peak_sessions, owner.sessions)
+        try:
+            await self._handle_session()
+        finally:
+            # also when aiosmtpd cancels the task: QUIT, a drop, a timeout
+            owner.sessions -= 1
+
+    async def _handle_session(self):
         rule = self.owner._take("connect", "")
         if rule and rule.action == "reply":
             await self.push(f"{rule.code} {rule.text}")
@@ -185,10 +267,18 @@ class LoopbackSmtp:
         on_message=None,
         record=True,
         pipelining=False,
+        reply_delay=0,
+        max_connections=0,
     ):
         """``port``: a fixed one (the demo's sink), else a free one.
         ``on_message(received)``: called with each recorded message.
-        ``record=False``: count the messages only (the benchmark's sink)."""
+        ``record=False``: count the messages and their Message-Ids only (the
+        benchmark's sink).
+        ``reply_delay``: seconds to wait before each reply, the greeting and
+        EHLO included: a provider's round trip.
+        ``max_connections``: sessions at once; past them a connection is
+        greeted with ``421 4.7.0 Too many connections`` and closed (0: no
+        limit)."""
         assert tls in ("none", "starttls", "ssl")
         self.tls = tls
         self.users = users or {}
@@ -202,8 +292,16 @@ class LoopbackSmtp:
         # sessions between the end of their DATA and its final reply now
         self.in_data = 0
         self.in_data_peak = 0  # the most sessions ever at that point at once
+        self.reply_delay = reply_delay
+        self.max_connections = max_connections
         self.messages = []
         self.count = 0
+        # Message-Id header of each message taken ("" when it has none)
+        self.message_ids = set()
+        # sessions open now, the most at once, connections refused (421)
+        self.sessions = 0
+        self.peak_sessions = 0
+        self.refused_connections = 0
         self.on_message = on_message
         self.keep = record
         self.rules = []
@@ -262,6 +360,10 @@ class LoopbackSmtp:
         with self._condition:
             self.messages.clear()
             self.rules.clear()
+            self.message_ids.clear()
+            self.count = 0
+            self.peak_sessions = self.sessions
+            self.refused_connections = 0
 
     def _take(self, command, argument):
         for rule in self.rules:
@@ -297,10 +399,11 @@ class LoopbackSmtp:
         return AuthResult(success=self.users.get(login) == password, handled=False)
 
     def _record(self, session, envelope):
+        raw = envelope.original_content or envelope.content
         self.count += 1
+        self.message_ids.add(message_id(raw))
         if not self.keep:
             return
-        raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
         received = {
             "mail_from": envelope.mail_from,
@@ -320,6 +423,19 @@ class LoopbackSmtp:
             return self._condition.wait_for(
                 lambda: len(self.messages) >= count, timeout
             )
+
+
+def message_id(raw):
+    """The Message-Id of a raw message, unfolded, ``""`` when it has none.
+
+    Read from the header block only, without parsing the message: cheap
+    enough for a sink taking thousands of mails.
+    """
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    if not found:
+        return ""
+    return b" ".join(found[1].split()).decode("ascii", "replace")
 
 
 def closed_port():

@@ -45,7 +45,13 @@ named none (``fixed_other_company`` warning).
 
 from dataclasses import dataclass, field
 
-from .addresses import address_domain_key, encapsulate, parse_address, parse_filter
+from .addresses import (
+    address_domain_key,
+    address_key,
+    encapsulate,
+    parse_address,
+    parse_filter,
+)
 
 
 def _lt(source):
@@ -300,13 +306,11 @@ def route(
         if rule != "fixed_from" and address and not enforce_fixed_filter:
             rule = "fixed_unenforced"
     else:
-        candidates = sort_servers(servers, company_id)
-        of_traffic = [s for s in candidates if s.carries(traffic)]
-        if candidates and not of_traffic:
+        candidates = _server_index(servers).candidates(company_id, traffic)
+        if candidates.no_server_for_traffic:
             warnings.append("no_server_for_traffic")
-            of_traffic = candidates
-        if of_traffic:
-            rule, server = _route_servers(of_traffic, address, notification, forced)
+        if candidates.first is not None:
+            rule, server = _route_servers(candidates, address, notification, forced)
         else:
             rule, server = _route_cli(cli_from_filter, address, notification, forced)
 
@@ -363,28 +367,111 @@ def route(
     )
 
 
-def _first_match(servers, test):
-    return next((s for s in servers if test(parse_filter(s.from_filter))), None)
+class _Candidates:
+    """The servers one message may use, with their FROM filters indexed.
+
+    Built from the documented order (:func:`sort_servers`, then the traffic),
+    each dictionary keeps the first server listing a key, so that a lookup
+    gives what scanning the servers in that order for the first match would.
+    """
+
+    __slots__ = (
+        "by_address",
+        "by_domain",
+        "first",
+        "no_server_for_traffic",
+        "unfiltered",
+    )
+
+    def __init__(self, servers, company_id, traffic):
+        candidates = sort_servers(servers, company_id)
+        of_traffic = [s for s in candidates if s.carries(traffic)]
+        self.no_server_for_traffic = bool(candidates) and not of_traffic
+        if self.no_server_for_traffic:
+            of_traffic = candidates
+        self.by_address = {}
+        self.by_domain = {}
+        self.unfiltered = None
+        for server in of_traffic:
+            from_filter = parse_filter(server.from_filter)
+            for key in from_filter.addresses:
+                self.by_address.setdefault(key, server)
+            for key in from_filter.domains:
+                self.by_domain.setdefault(key, server)
+            if self.unfiltered is None and not from_filter:
+                self.unfiltered = server
+        self.first = of_traffic[0] if of_traffic else None
+
+    def by_address_of(self, address):
+        return self.by_address.get(address_key(address))
+
+    def by_domain_of(self, address):
+        return self.by_domain.get(address_domain_key(address))
 
 
-def _route_servers(servers, address, notification, forced):
+class _ServerIndex:
+    """One server list's :class:`_Candidates`, per company and traffic."""
+
+    __slots__ = ("_candidates", "servers")
+
+    def __init__(self, servers):
+        self.servers = servers
+        self._candidates = {}
+
+    def candidates(self, company_id, traffic):
+        key = (company_id, traffic)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates[key] = _Candidates(
+                self.servers, company_id, traffic
+            )
+        return found
+
+
+#: Indexes of the server lists routed lately, by the list's identity. The
+#: queue routes every mail of a run against one list: the filters are indexed
+#: once for the run, not scanned once per mail (issue #10).
+_INDEXES = {}
+_INDEXES_MAX = 32
+
+
+def _server_index(servers):
+    """The index of ``servers``, built once per distinct list.
+
+    The cache key is the list's identity, but an entry is used only if the
+    list holds servers equal to the indexed ones (:class:`Server` is frozen
+    and compared by value): a list changed in place, or a different one at a
+    freed list's address, is indexed again. A caller that builds a new list
+    per message pays one index per message, about what the scan cost.
+    """
+    snapshot = tuple(servers)
+    entry = _INDEXES.get(id(servers))
+    if entry is not None and entry.servers == snapshot:
+        # equal servers, maybe other objects: compare identities from now on
+        entry.servers = snapshot
+        return entry
+    if len(_INDEXES) >= _INDEXES_MAX:
+        _INDEXES.clear()
+    index = _INDEXES[id(servers)] = _ServerIndex(snapshot)
+    return index
+
+
+def _route_servers(candidates, address, notification, forced):
     # A forced default From means the message is sent as the notification
     # address whatever its From: searching servers for the From is moot.
     if address and not forced:
-        if server := _first_match(servers, lambda f: f.matches_address(address)):
+        if server := candidates.by_address_of(address):
             return "from_address", server
-        if server := _first_match(servers, lambda f: f.matches_domain(address)):
+        if server := candidates.by_domain_of(address):
             return "from_domain", server
     if notification:
-        match = _first_match(servers, lambda f: f.matches_address(notification))
-        if match:
-            return "notification_address", match
-        match = _first_match(servers, lambda f: f.matches_domain(notification))
-        if match:
-            return "notification_domain", match
-    if server := next((s for s in servers if not parse_filter(s.from_filter)), None):
-        return "no_filter", server
-    return "first_server", servers[0]
+        if server := candidates.by_address_of(notification):
+            return "notification_address", server
+        if server := candidates.by_domain_of(notification):
+            return "notification_domain", server
+    if candidates.unfiltered is not None:
+        return "no_filter", candidates.unfiltered
+    return "first_server", candidates.first
 
 
 def _route_cli(cli_from_filter, address, notification, forced):
