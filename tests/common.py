@@ -317,6 +317,8 @@ class MailOutboundCommitCase(TransactionCase):
                 .with_context(active_test=False)
                 .search([], order="id desc", limit=1)
                 .id
+                # 0 for a table with no row yet
+                or 0
                 for name in self.COMMITTED_MODELS
             }
             servers = env["ir.mail_server"].search([])
