@@ -18,7 +18,9 @@ Other modules reuse them::
             cls.smtp, cls.server = cls.start_smtp_server("Mine", "example.com")
 """
 
+import sys
 import threading
+import traceback
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, modules, sql_db
@@ -399,7 +401,9 @@ class MailOutboundCommitCase(TransactionCase):
         thread = threading.Thread(target=work, name="mail_outbound test worker")
         thread.start()
         thread.join(timeout)
-        self.assertFalse(thread.is_alive(), "the worker did not end in time")
+        if thread.is_alive():
+            stack = "".join(traceback.format_stack(sys._current_frames()[thread.ident]))
+            self.fail(f"the worker did not end in {timeout} s; it is at:\n{stack}")
         if "error" in outcome:
             raise outcome["error"]
         return outcome.get("result")
@@ -407,11 +411,13 @@ class MailOutboundCommitCase(TransactionCase):
     def run_queue(self, ids=None, timeout=300):
         """``process_email_queue`` as the cron runs it: in a worker thread
         (:meth:`run_as_worker`), on a connection of its own, committed at the
-        end."""
+        end. The environment is made here: the test runner's thread holds the
+        registry's lock, which a new environment on a new cursor takes."""
+        cr = self.committed_cursor()
+        env = api.Environment(cr, SUPERUSER_ID, {})
 
         def queue():
-            with self.committed_cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
+            with cr:
                 env["mail.mail"].process_email_queue(ids=ids)
 
         self.run_as_worker(queue, timeout)

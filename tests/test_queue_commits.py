@@ -63,3 +63,165 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertEqual(server.delivery_failures, 0)
         self.assertFalse(server.unhealthy_until)
         self.assertEqual(server.last_delivery_error, "Connection refused")
+
+    # -- the queue's commits ------------------------------------------------
+    def watch_commits(self, smtp, ids):
+        """As each message arrives, how many of ``ids`` are committed as
+        sent, and how many hand-over records are committed: the order of a
+        worker's commits seen from outside, as another worker sees it."""
+        seen = []
+        observer = self.committed_cursor()
+        self.addCleanup(observer.close)
+
+        def on_message(_received):
+            observer.execute(
+                "SELECT count(*) FROM mail_mail WHERE id = ANY(%s) AND state = 'sent'",
+                (ids,),
+            )
+            sent = observer.fetchone()[0]
+            observer.execute(
+                "SELECT count(*) FROM mail_outbound_handover WHERE mail_id = ANY(%s)",
+                (ids,),
+            )
+            seen.append((sent, observer.fetchone()[0]))
+            # a new snapshot for the next message
+            observer.rollback()
+
+        smtp.on_message = on_message
+        return seen
+
+    def assertReceivedOnce(self, smtp, mails):
+        """``smtp`` received each of ``mails`` exactly once, and nothing else."""
+        received = [m["message"]["Message-Id"] for m in smtp.messages]
+        self.assertEqual(len(received), len(set(received)), "a mail sent twice")
+        self.assertEqual(set(received), set(mails.mapped("message_id")))
+
+    def assertOneLogLine(self, mails, outcome):
+        logs = mails.env["mail.delivery.log"].search([("mail_id", "in", mails.ids)])
+        self.assertEqual(
+            sorted(logs.mapped("mail_id").ids), sorted(mails.ids), "one line a mail"
+        )
+        self.assertEqual(set(logs.mapped("outcome")), {outcome})
+
+    def test_queue_commits_every_50_mails(self):
+        smtp, _server_id = self.start_committed_smtp_server("Sink")
+        self.set_committed_param("mail_outbound.queue_commit_every", "50")
+        ids = self.create_committed_mails(120)
+        seen = self.watch_commits(smtp, ids)
+        self.run_queue(ids)
+        mails = self.committed_mails(ids)
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertReceivedOnce(smtp, mails)
+        self.assertOneLogLine(mails, "sent")
+        # mails 1 to 50 went out before the first commit, 51 to 100 after it
+        # and before the second, 101 to 120 after it; each finished mail was
+        # recorded on the side before the next one went
+        self.assertEqual(seen, [(50 * (index // 50), index) for index in range(120)])
+        # the run's records are gone with its claim
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertFalse(
+            mails.env["mail.outbound.handover"].search([("mail_id", "in", ids)])
+        )
+
+    def refuse_commit_once(self, mail_id):
+        """The database refuses, once, the commit of a transaction that
+        marks ``mail_id`` sent: a deferred constraint trigger, checked at
+        COMMIT, as a serialisation failure or a full disk would be."""
+        with self.committed_cursor() as cr:
+            cr.execute(
+                f"""
+                CREATE SEQUENCE mo_test_refuse_commit;
+                CREATE FUNCTION mo_test_refuse_commit() RETURNS trigger AS $$
+                BEGIN
+                    IF nextval('mo_test_refuse_commit') = 1 THEN
+                        RAISE EXCEPTION 'mail_outbound test: commit refused';
+                    END IF;
+                    RETURN NULL;
+                END $$ LANGUAGE plpgsql;
+                CREATE CONSTRAINT TRIGGER mo_test_refuse_commit
+                    AFTER UPDATE ON mail_mail
+                    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                    WHEN (NEW.id = {int(mail_id)} AND NEW.state = 'sent')
+                    EXECUTE FUNCTION mo_test_refuse_commit();
+                """
+            )
+
+        def drop():
+            with self.committed_cursor() as cr:
+                cr.execute(
+                    "DROP TRIGGER IF EXISTS mo_test_refuse_commit ON mail_mail;"
+                    "DROP FUNCTION IF EXISTS mo_test_refuse_commit();"
+                    "DROP SEQUENCE IF EXISTS mo_test_refuse_commit;"
+                )
+
+        # after the test's connections are closed (they read mail_mail)
+        self.addCleanup(drop)
+
+        def refusals():
+            with self.committed_cursor() as cr:
+                cr.execute("SELECT last_value, is_called FROM mo_test_refuse_commit")
+                value, called = cr.fetchone()
+                return value if called else 0
+
+        return refusals
+
+    def test_a_refused_commit_sends_nothing_twice(self):
+        smtp, _server_id = self.start_committed_smtp_server("Sink")
+        self.set_committed_param("mail_outbound.queue_commit_every", "50")
+        ids = sorted(self.create_committed_mails(120))
+        # the 30th mail sent: its chunk's commit is refused
+        refusals = self.refuse_commit_once(ids[29])
+        self.run_queue(ids)
+        self.assertGreaterEqual(refusals(), 1, "the commit was refused")
+        mails = self.committed_mails(ids)
+        first_chunk = mails.filtered(lambda mail: mail.id in ids[:50])
+        # delivered before the refused commit: settled as sent at once
+        self.assertEqual(set(first_chunk.mapped("state")), {"sent"})
+        self.assertReceivedOnce(smtp, first_chunk)
+        self.assertEqual(set((mails - first_chunk).mapped("state")), {"outgoing"})
+        self.assertFalse(any(mails.mapped("delivery_claim")), "none left claimed")
+        # the next run sends the rest, and nothing twice
+        self.run_queue(ids)
+        mails.invalidate_recordset()
+        mails.env.cr.rollback()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertReceivedOnce(smtp, mails)
+        self.assertOneLogLine(mails, "sent")
+
+    def test_a_dead_workers_claim_is_settled_by_the_next_run(self):
+        smtp, _server_id = self.start_committed_smtp_server("Sink")
+        ids = sorted(self.create_committed_mails(10))
+        long_ago = fields.Datetime.now() - timedelta(days=1)
+        # what a worker killed while handing over the 4th mail leaves: its
+        # claim, its batch mark, the records of the 3 mails the server
+        # accepted (they reached the server, not this test's one)
+        with self.committed_cursor() as cr:
+            env = self.env(cr=cr)
+            env["mail.mail"].browse(ids).write(
+                {"delivery_claim": "dead-worker", "delivery_claim_date": long_ago}
+            )
+            env["mail.outbound.batch"].create(
+                {"claim": "dead-worker", "mail_ids": ids, "since": long_ago}
+            )
+            env["mail.outbound.handover"].create(
+                [
+                    {"claim": "dead-worker", "mail_id": mail_id, "delivered": True}
+                    for mail_id in ids[:3]
+                ]
+            )
+        self.run_queue(ids)
+        mails = self.committed_mails(ids)
+        delivered, interrupted, rest = mails[:3], mails[3], mails[4:]
+        self.assertEqual(set(delivered.mapped("state")), {"sent"})
+        self.assertOneLogLine(delivered, "sent")
+        self.assertEqual(interrupted.state, "exception")
+        self.assertIn("may have been delivered", interrupted.failure_reason)
+        self.assertOneLogLine(interrupted, "failed")
+        self.assertEqual(set(rest.mapped("state")), {"sent"})
+        self.assertOneLogLine(rest, "sent")
+        # neither the delivered ones nor the one in doubt went again
+        self.assertReceivedOnce(smtp, rest)
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertFalse(
+            mails.env["mail.outbound.batch"].search([("claim", "=", "dead-worker")])
+        )
