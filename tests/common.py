@@ -363,7 +363,12 @@ class MailOutboundCommitCase(TransactionCase):
             self._saved_params.setdefault(key, Params.get_param(key))
             Params.set_param(key, value)
 
-    def start_committed_smtp_server(self, name, **values):
+    def restore_committed_param(self, key):
+        """Give a parameter set by :meth:`set_committed_param` its value
+        from before the test again, at once."""
+        self.set_committed_param(key, self._saved_params[key])
+
+    def start_committed_smtp_server(self, name, sequence=1, **values):
         """A loopback SMTP server, and its ir.mail_server record committed."""
         smtp = LoopbackSmtp().start()
         self.addCleanup(smtp.stop)
@@ -373,7 +378,7 @@ class MailOutboundCommitCase(TransactionCase):
                     "name": name,
                     "smtp_host": "127.0.0.1",
                     "smtp_port": smtp.port,
-                    "sequence": 1,
+                    "sequence": sequence,
                     **values,
                 }
             )

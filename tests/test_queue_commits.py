@@ -8,7 +8,7 @@ database refuses, and the settlement of a dead worker's claim.
 import time
 from datetime import timedelta
 
-from odoo import fields
+from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import tagged
 
 from ..tools import delivery
@@ -196,7 +196,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         # claim, its batch mark, the records of the 3 mails the server
         # accepted (they reached the server, not this test's one)
         with self.committed_cursor() as cr:
-            env = self.env(cr=cr)
+            env = api.Environment(cr, SUPERUSER_ID, {})
             env["mail.mail"].browse(ids).write(
                 {"delivery_claim": "dead-worker", "delivery_claim_date": long_ago}
             )
@@ -209,6 +209,9 @@ class TestQueueCommits(MailOutboundCommitCase):
                     for mail_id in ids[:3]
                 ]
             )
+        self.assertEqual(
+            set(self.committed_mails(ids).mapped("delivery_claim")), {"dead-worker"}
+        )
         self.run_queue(ids)
         mails = self.committed_mails(ids)
         delivered, interrupted, rest = mails[:3], mails[3], mails[4:]
