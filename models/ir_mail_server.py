@@ -748,10 +748,15 @@ class IrMailServer(models.Model):
             self._get_routing_server(),
             routing.sort_servers(self._get_routing_servers()),
         )
-        others = [s.id for s in ordered if s.carries(traffic) and s.id != self.id]
-        candidates = self | self.browse(others)
-        return candidates.filtered(
-            lambda server: not delivery.circuit_is_open(server.unhealthy_until, now)
+        servers = self | self.browse([s.id for s in ordered])
+        return self.browse(
+            delivery.failover_candidates(
+                self.id,
+                [s.id for s in ordered],
+                {s.id for s in ordered if s.carries(traffic)},
+                {server.id: server.unhealthy_until for server in servers},
+                now,
+            )
         )
 
     def _get_failover_from(self, smtp_from):
