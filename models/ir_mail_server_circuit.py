@@ -128,9 +128,14 @@ class IrMailServer(models.Model):
         self.flush_recordset(["delivery_failures", "unhealthy_until"])
         try:
             with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
-                # another worker holds the row for a few milliseconds; longer
-                # is this very transaction, which changed it
-                cr.execute("SET LOCAL lock_timeout = '3s'")
+                # another worker's count holds the row a few milliseconds:
+                # then count on top of it (Odoo's repeatable read would
+                # refuse the update); longer is this very transaction,
+                # which changed the row itself
+                cr.execute(
+                    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+                    "SET LOCAL lock_timeout = '3s'"
+                )
                 values = write(cr)
             if values is None:
                 return None

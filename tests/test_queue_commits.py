@@ -5,6 +5,7 @@ breaker met by two workers at once, the chunked commits, a commit the
 database refuses, and the settlement of a dead worker's claim.
 """
 
+import threading
 import time
 from datetime import timedelta
 
@@ -228,3 +229,37 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertFalse(
             mails.env["mail.outbound.batch"].search([("claim", "=", "dead-worker")])
         )
+
+    def test_circuit_breaker_counts_two_failures_at_the_same_instant(self):
+        """Another worker's count is being written when this one fails: it
+        waits those milliseconds, then counts on top of it, and keeps no
+        lock on the server for its own queue transaction."""
+        _smtp, server_id = self.start_committed_smtp_server("Dead primary")
+        worker = self.committed_env()
+        server = worker["ir.mail_server"].browse(server_id)
+        # the worker's queue transaction began before the other's count
+        self.assertFalse(server.delivery_failures)
+        other = self.committed_cursor()
+        self.addCleanup(other.close)
+        other.execute(
+            "UPDATE ir_mail_server SET delivery_failures = "
+            "COALESCE(delivery_failures, 0) + 1 WHERE id = %s",
+            (server_id,),
+        )
+        threading.Timer(0.5, other.commit).start()
+        self.run_as_worker(
+            lambda: server._record_server_failure(
+                self.connection_failure(), fields.Datetime.now()
+            )
+        )
+        worker.flush_all()
+        self.assertEqual(server.delivery_failures, 2)
+        # nothing of it waits for the worker's commit
+        probe = self.committed_cursor()
+        self.addCleanup(probe.close)
+        probe.execute(
+            "SELECT delivery_failures FROM ir_mail_server WHERE id = %s "
+            "FOR UPDATE NOWAIT",
+            (server_id,),
+        )
+        self.assertEqual(probe.fetchone()[0], 2)
