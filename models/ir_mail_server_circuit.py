@@ -39,7 +39,8 @@ class IrMailServer(models.Model):
             lambda cr: self._count_failure_sql(cr, error, now, policy)
         )
         if circuit is None:
-            # the current transaction is the only place (see _circuit_cursor)
+            # the current transaction is the only place (see
+            # _can_write_circuit_apart)
             failures, open_until = delivery.circuit_after_failure(
                 self.delivery_failures, now, policy
             )
@@ -125,7 +126,9 @@ class IrMailServer(models.Model):
         if not self._can_write_circuit_apart():
             return None
         # values of this transaction not yet written would be overwritten
-        self.flush_recordset(["delivery_failures", "unhealthy_until"])
+        self.flush_recordset(
+            ["delivery_failures", "unhealthy_until", "last_delivery_error"]
+        )
         try:
             with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
                 # another worker's count holds the row a few milliseconds:
