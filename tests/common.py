@@ -282,7 +282,9 @@ class MailOutboundCommitCase(TransactionCase):
       transaction;
     - :meth:`run_queue` runs ``mail.mail.process_email_queue`` in a thread
       that is not marked ``testing``, on its own connection: it commits, as
-      the cron does;
+      the cron does. :meth:`run_as_worker` runs any function so; make its
+      environments in the test's thread (a new environment on a new cursor
+      takes the registry's lock, which the test runner's thread holds);
     - mail goes to loopback SMTP servers (:meth:`start_committed_smtp_server`),
       the only active servers while a test runs (the database's others are
       set aside, and back afterwards);
