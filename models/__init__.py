@@ -1,5 +1,6 @@
 from . import ir_config_parameter
 from . import ir_mail_server
+from . import ir_mail_server_circuit
 from . import ir_mail_server_dkim
 from . import ir_mail_server_health
 from . import ir_mail_server_lanes

@@ -23,12 +23,14 @@ class IrConfigParameter(models.Model):
             if settings.valid_batch_size(value) is None:
                 if (key, value) not in _WARNED:
                     _WARNED.add((key, value))
+                    # the default is the caller's (the queue's batch size);
+                    # False when the caller has its own fallback
                     _logger.warning(
-                        "System parameter %s is %r, not 1 to %s: using %r",
+                        "System parameter %s is %r, not 1 to %s: ignored, the "
+                        "queue's own batch size is used",
                         key,
                         value,
                         settings.MAX_BATCH_SIZE,
-                        default,
                     )
                 return default
         return value

@@ -751,10 +751,15 @@ class IrMailServer(models.Model):
             self._get_routing_server(),
             routing.sort_servers(self._get_routing_servers()),
         )
-        others = [s.id for s in ordered if s.carries(traffic) and s.id != self.id]
-        candidates = self | self.browse(others)
-        return candidates.filtered(
-            lambda server: not delivery.circuit_is_open(server.unhealthy_until, now)
+        servers = self | self.browse([s.id for s in ordered])
+        return self.browse(
+            delivery.failover_candidates(
+                self.id,
+                [s.id for s in ordered],
+                {s.id for s in ordered if s.carries(traffic)},
+                {server.id: server.unhealthy_until for server in servers},
+                now,
+            )
         )
 
     def _get_failover_from(self, smtp_from):
@@ -768,33 +773,6 @@ class IrMailServer(models.Model):
         )
         return decision.smtp_from
 
-    @api.model
-    def _get_circuit_policy(self):
-        get = self.env["ir.config_parameter"]._mail_outbound_get
-        return delivery.CircuitPolicy(
-            threshold=get("mail_outbound.circuit_threshold"),
-            cooldown=get("mail_outbound.circuit_cooldown"),
-        )
-
-    def _record_server_failure(self, failure, now):
-        failures, open_until = delivery.circuit_after_failure(
-            self.delivery_failures, now, self._get_circuit_policy()
-        )
-        self.sudo().write(
-            {
-                "delivery_failures": failures,
-                "unhealthy_until": open_until or self.unhealthy_until,
-                "last_delivery_error": (failure.text or "")[:500],
-            }
-        )
-        _logger.warning(
-            "Outgoing server %s failed (%s): %s%s",
-            self.name,
-            failure.stage,
-            failure.text,
-            f"; paused until {open_until}" if open_until else "",
-        )
-
     def _count_policy_bounce(self, reason):
         """A receiving server refused a mail this server sent because of the
         sender: counted here, not against the recipient."""
@@ -807,10 +785,6 @@ class IrMailServer(models.Model):
                 ((reason or "")[:500], tuple(self.ids)),
             )
             self.invalidate_recordset(["policy_bounce_count", "last_policy_bounce"])
-
-    def _record_server_success(self):
-        if self.delivery_failures or self.unhealthy_until:
-            self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
 
     @api.model
     def send_email(

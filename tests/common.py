@@ -18,9 +18,12 @@ Other modules reuse them::
             cls.smtp, cls.server = cls.start_smtp_server("Mine", "example.com")
 """
 
+import sys
+import threading
+import traceback
 from unittest.mock import patch
 
-from odoo import modules
+from odoo import SUPERUSER_ID, api, modules, sql_db
 from odoo.tests import TransactionCase
 from odoo.tools import config
 
@@ -29,6 +32,35 @@ from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from ..tools import dns_check
 from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
+
+
+def mail_values(count=1, **values):
+    """The tests' one mail factory, as values: ``count`` queued mails to
+    rcpt<N>@destination.example, from bob@example.com unless ``values`` say
+    otherwise."""
+    return [
+        {
+            "email_from": "bob@example.com",
+            "email_to": f"rcpt{index}@destination.example",
+            "subject": f"mail_outbound test {index}",
+            "body_html": "<p>Hello</p>",
+            "auto_delete": False,
+            **values,
+        }
+        for index in range(count)
+    ]
+
+
+def patch_smtp_for_tests(case):
+    """Let Odoo talk SMTP while tests run, to loopback servers only.
+
+    Odoo skips SMTP while tests run (``modules.module.current_test``); it is
+    switched back on for the class ``case``, never towards the odoo-bin SMTP
+    server of the machine running the tests, with a short timeout.
+    """
+    case.startClassPatcher(patch.object(modules.module, "current_test", False))
+    case.startClassPatcher(patch.dict(config.options, {"smtp_server": ""}))
+    case.startClassPatcher(patch.object(base_ir_mail_server, "SMTP_TIMEOUT", 5))
 
 
 class MailOutboundCase(TransactionCase):
@@ -99,10 +131,7 @@ class MailOutboundSmtpCase(MailOutboundCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.startClassPatcher(patch.object(modules.module, "current_test", False))
-        # never the odoo-bin SMTP server of the machine running the tests
-        cls.startClassPatcher(patch.dict(config.options, {"smtp_server": ""}))
-        cls.startClassPatcher(patch.object(base_ir_mail_server, "SMTP_TIMEOUT", 5))
+        patch_smtp_for_tests(cls)
         cls.loopback_servers = []
 
     @classmethod
@@ -146,22 +175,8 @@ class MailOutboundSmtpCase(MailOutboundCase):
             smtp.reset()
 
     def create_mails(self, count=1, **values):
-        """The tests' one mail factory: ``count`` queued mails to
-        rcpt<N>@destination.example, from bob@example.com unless ``values``
-        say otherwise."""
-        return self.env["mail.mail"].create(
-            [
-                {
-                    "email_from": "bob@example.com",
-                    "email_to": f"rcpt{index}@destination.example",
-                    "subject": f"mail_outbound test {index}",
-                    "body_html": "<p>Hello</p>",
-                    "auto_delete": False,
-                    **values,
-                }
-                for index in range(count)
-            ]
-        )
+        """``count`` queued mails (see :func:`mail_values`)."""
+        return self.env["mail.mail"].create(mail_values(count, **values))
 
     def queue_mail(self, email_from, **values):
         """Create one mail and send it through the real queue."""
@@ -247,3 +262,174 @@ class MailOutboundDnsCase(MailOutboundSmtpCase):
             return found[0].encode() if found else None
 
         return get_txt
+
+
+class MailOutboundCommitCase(TransactionCase):
+    """Tests that commit: the queue as its scheduled action runs it.
+
+    Odoo's test runner marks its thread ``testing``, which turns the queue's
+    auto-commit off, and rolls every test back: the queue's chunked commits
+    (``mail_outbound.queue_commit_every``) and its settlement after a refused
+    commit or a dead worker never run there. This class runs them for real:
+
+    - data is written and committed on real connections of their own
+      (:meth:`committed_env`, :meth:`create_committed_mails`,
+      :meth:`set_committed_param`), never through ``self.env``: a row the
+      test transaction changed stays locked until the class ends, and a
+      committing connection waiting for it would hang. That is also why this
+      class builds on ``TransactionCase`` and not on ``MailOutboundCase``,
+      whose ``setUpClass`` writes shared rows (servers, company) in the test
+      transaction;
+    - :meth:`run_queue` runs ``mail.mail.process_email_queue`` in a thread
+      that is not marked ``testing``, on its own connection: it commits, as
+      the cron does. :meth:`run_as_worker` runs any function so; make its
+      environments in the test's thread (a new environment on a new cursor
+      takes the registry's lock, which the test runner's thread holds);
+    - mail goes to loopback SMTP servers (:meth:`start_committed_smtp_server`),
+      the only active servers while a test runs (the database's others are
+      set aside, and back afterwards);
+    - afterwards every row committed since the test started in the tables of
+      :attr:`COMMITTED_MODELS` is deleted, and the parameters the test set
+      are restored, so the database is as before.
+    """
+
+    # models whose rows a committing test may leave behind, in deletion order
+    COMMITTED_MODELS = (
+        "mail.delivery.log",
+        "mail.outbound.handover",
+        "mail.outbound.batch",
+        "mail.notification",
+        "mail.mail",
+        "mail.message",
+        "ir.cron.trigger",
+        "ir.mail_server",
+    )
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        patch_smtp_for_tests(cls)
+        cls.dbname = cls.env.cr.dbname
+
+    def setUp(self):
+        super().setUp()
+        self._saved_params = {}
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self._max_ids = {
+                name: env[name]
+                .with_context(active_test=False)
+                .search([], order="id desc", limit=1)
+                .id
+                # 0 for a table with no row yet
+                or 0
+                for name in self.COMMITTED_MODELS
+            }
+            servers = env["ir.mail_server"].search([])
+            self._set_aside = servers.ids
+            servers.active = False
+        # first registered, last run: after the test's own connections closed
+        self.addCleanup(self._remove_committed)
+
+    def _remove_committed(self):
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            for name in self.COMMITTED_MODELS:
+                env[name].with_context(active_test=False).search(
+                    [("id", ">", self._max_ids[name])]
+                ).unlink()
+            env["ir.mail_server"].browse(self._set_aside).active = True
+            Params = env["ir.config_parameter"]
+            for key, value in self._saved_params.items():
+                Params.set_param(key, value)
+
+    def committed_cursor(self):
+        """A cursor on a real connection of its own, not the test's
+        transaction. Used as a context manager it commits and closes; a
+        lock it waits for fails after 10 s instead of hanging the run."""
+        cr = sql_db.db_connect(self.dbname).cursor()
+        cr.execute("SET lock_timeout = '10s'")
+        return cr
+
+    def committed_env(self):
+        """An environment (superuser) on a real connection of its own, closed
+        (rolled back if not committed) after the test."""
+        cr = self.committed_cursor()
+        self.addCleanup(cr.close)
+        return api.Environment(cr, SUPERUSER_ID, {})
+
+    def set_committed_param(self, key, value):
+        """Set and commit a system parameter, restored after the test."""
+        with self.committed_cursor() as cr:
+            Params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
+            self._saved_params.setdefault(key, Params.get_param(key))
+            Params.set_param(key, value)
+
+    def restore_committed_param(self, key):
+        """Give a parameter set by :meth:`set_committed_param` its value
+        from before the test again, at once."""
+        self.set_committed_param(key, self._saved_params[key])
+
+    def start_committed_smtp_server(self, name, sequence=1, **values):
+        """A loopback SMTP server, and its ir.mail_server record committed."""
+        smtp = LoopbackSmtp().start()
+        self.addCleanup(smtp.stop)
+        with self.committed_cursor() as cr:
+            server = api.Environment(cr, SUPERUSER_ID, {})["ir.mail_server"].create(
+                {
+                    "name": name,
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp.port,
+                    "sequence": sequence,
+                    **values,
+                }
+            )
+            server_id = server.id
+        return smtp, server_id
+
+    def create_committed_mails(self, count=1, **values):
+        """``count`` queued mails (see :func:`mail_values`), committed; their ids."""
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            return env["mail.mail"].create(mail_values(count, **values)).ids
+
+    def run_as_worker(self, function, timeout=300):
+        """``function()`` in a thread that is not marked ``testing``, as the
+        cron's workers are (core's queue commits there, and the addon uses
+        connections of its own); its result, or what it raised."""
+        outcome = {}
+
+        def work():
+            try:
+                outcome["result"] = function()
+            except Exception as error:  # noqa: BLE001 re-raised below
+                outcome["error"] = error
+
+        thread = threading.Thread(target=work, name="mail_outbound test worker")
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            stack = "".join(traceback.format_stack(sys._current_frames()[thread.ident]))
+            self.fail(f"the worker did not end in {timeout} s; it is at:\n{stack}")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
+
+    def run_queue(self, ids=None, timeout=300):
+        """``process_email_queue`` as the cron runs it: in a worker thread
+        (:meth:`run_as_worker`), on a connection of its own, committed at the
+        end. The environment is made here: the test runner's thread holds the
+        registry's lock, which a new environment on a new cursor takes."""
+        cr = self.committed_cursor()
+        env = api.Environment(cr, SUPERUSER_ID, {})
+
+        def queue():
+            with cr:
+                env["mail.mail"].process_email_queue(ids=ids)
+
+        self.run_as_worker(queue, timeout)
+
+    def committed_mails(self, ids):
+        """The mails ``ids`` as committed now (a fresh connection)."""
+        env = self.committed_env()
+        return env["mail.mail"].browse(ids)

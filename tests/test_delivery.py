@@ -405,9 +405,30 @@ class TestDelivery(MailOutboundSmtpCase):
             self.assertIn(words, lines[0])
         triggers = self.cron_triggers() - before
         self.assertEqual(triggers.mapped("call_at"), [mail.scheduled_date])
-        # its last error is on its form
-        form = self.env.ref("mail_outbound.mail_mail_view_form")
-        self.assertIn('name="failure_reason"', form.arch)
+
+    def test_a_deferred_mails_last_error_is_on_its_form(self):
+        """Issue #9, point 5: the form an administrator opens shows why the
+        mail waits (the server's own reply) and when it is tried again."""
+        self.secondary.active = False
+        self.smtp_primary.script("data", 451, "4.7.1 Mailbox busy, try later")
+        mail = self.create_mails()
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        admin = self.env["res.users"].create(
+            {
+                "name": "Ada Administrator",
+                "login": "ada_admin_deferred_form",
+                "groups_id": [(6, 0, self.env.ref("base.group_system").ids)],
+            }
+        )
+        form = Form(mail.with_user(admin))
+        for name in ("failure_reason", "scheduled_date", "delivery_attempts"):
+            self.assertFalse(form._get_modifier(name, "invisible"), f"{name} is hidden")
+        self.assertIn("451 4.7.1 Mailbox busy, try later", form.failure_reason)
+        self.assertEqual(
+            form.scheduled_date, fields.Datetime.to_string(mail.scheduled_date)
+        )
+        self.assertEqual(form.delivery_attempts, 1)
 
     def test_a_deferred_mailing_trace_is_not_failed(self):
         """Issue #9, point 8: mass_mailing marks the trace failed before this

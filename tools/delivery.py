@@ -353,3 +353,19 @@ class AttemptTracker:
         # failed connections to servers the batch then failed over from:
         # one log line each, written with the batch's first mail
         self.skipped = []
+
+
+def failover_candidates(server_id, ordered, carries, open_until, now):
+    """The servers a batch meant for ``server_id`` tries, in order.
+
+    ``ordered``: server ids in the documented order, within the batch's
+    failover scope (``routing.failover_scope``). ``carries``: the ids of
+    those carrying the batch's kind of mail (transactional or mass).
+    ``open_until``: ``{server_id: end of its pause or None}``.
+
+    The batch's own server first, then the others carrying the same kind of
+    mail in the documented order; a server whose circuit is open is skipped,
+    the batch's own one included.
+    """
+    ids = [server_id, *(i for i in ordered if i in carries and i != server_id)]
+    return [i for i in ids if not circuit_is_open(open_until.get(i), now)]

@@ -16,6 +16,7 @@ from mail_outbound_tools.delivery import (
     circuit_is_open,
     classify,
     classify_reply,
+    failover_candidates,
     next_attempt,
     settle_interrupted,
 )
@@ -333,3 +334,69 @@ def test_a_drop_after_data_is_classified_as_such():
     # a drop before it stays a temporary network failure
     before = classify(smtplib.SMTPServerDisconnected("Connection unexpectedly closed"))
     assert before.temporary and before.stage == "connect"
+
+
+# -- the circuit breaker, the failover order: tables (issue #9) -------------
+
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("failures", "threshold", "cooldown", "counted", "opens"),
+    [
+        (0, 3, 300, 1, False),
+        (1, 3, 300, 2, False),
+        (2, 3, 300, 3, True),
+        # past the threshold (a half-open try failed): opens again at once
+        (7, 3, 300, 8, True),
+        # a threshold of 1: the first failure pauses the server
+        (0, 1, 60, 1, True),
+        (0, 1000, 300, 1, False),
+        (998, 1000, 300, 999, False),
+        (999, 1000, 86400, 1000, True),
+    ],
+)
+def test_circuit_after_failure(failures, threshold, cooldown, counted, opens):
+    policy = CircuitPolicy(threshold=threshold, cooldown=cooldown)
+    assert circuit_after_failure(failures, NOW, policy) == (
+        counted,
+        NOW + timedelta(seconds=cooldown) if opens else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("open_until", "now", "is_open"),
+    [
+        (None, NOW, False),
+        (False, NOW, False),  # an empty Datetime field
+        (NOW + MINUTE, NOW, True),
+        (NOW, NOW, False),  # the pause is over: one try (half-open)
+        (NOW - MINUTE, NOW, False),
+    ],
+)
+def test_circuit_is_open(open_until, now, is_open):
+    assert circuit_is_open(open_until, now) is is_open
+
+
+@pytest.mark.parametrize(
+    ("server_id", "ordered", "carries", "paused", "tried"),
+    [
+        # the batch's own server first, then the others in the documented order
+        (2, [1, 2, 3], {1, 2, 3}, set(), [2, 1, 3]),
+        # only the servers carrying the batch's kind of mail
+        (1, [1, 2, 3], {1, 3}, set(), [1, 3]),
+        # the batch's server is tried even if it does not carry that kind
+        # (the routing chose it)
+        (2, [1, 2, 3], {1, 3}, set(), [2, 1, 3]),
+        # paused servers are skipped, the batch's own one included
+        (1, [1, 2, 3], {1, 2, 3}, {2}, [1, 3]),
+        (1, [1, 2, 3], {1, 2, 3}, {1}, [2, 3]),
+        (1, [1, 2, 3], {1, 2, 3}, {1, 2, 3}, []),
+        # outside the failover scope (another company's): not in ordered
+        (4, [1, 3], {1, 3, 4}, set(), [4, 1, 3]),
+        (1, [], set(), set(), [1]),
+    ],
+)
+def test_failover_candidates(server_id, ordered, carries, paused, tried):
+    open_until = {i: NOW + MINUTE if i in paused else None for i in (1, 2, 3, 4)}
+    assert failover_candidates(server_id, ordered, carries, open_until, NOW) == tried

@@ -102,3 +102,44 @@ def test_split_mid_batch():
     granted = Allowance(2, datetime(2026, 11, 25), "server_day", 10)
     assert split([1, 2, 3, 4], granted) == ([1, 2], [3, 4])
     assert split([1, 2], UNLIMITED) == ([1, 2], [])
+
+
+END = datetime(2026, 11, 25)
+
+
+@pytest.mark.parametrize(
+    ("limit", "used", "count"),
+    [
+        (0, 500, None),  # no limit
+        (None, 0, None),
+        (100, 0, 100),
+        (100, 40, 60),
+        (100, 100, 0),
+        (100, 140, 0),  # sent over the limit (lowered during the day)
+        (1, 0, 1),
+    ],
+)
+def test_allowance_table(limit, used, count):
+    granted = allowance(limit, used, END, "server_day")
+    assert granted.count == count
+    if count is not None:
+        assert (granted.defer_until, granted.limit, granted.value) == (
+            END,
+            "server_day",
+            limit,
+        )
+
+
+@pytest.mark.parametrize(
+    ("count", "items", "now", "later"),
+    [
+        (None, [1, 2, 3], [1, 2, 3], []),
+        (0, [1, 2, 3], [], [1, 2, 3]),
+        (2, [1, 2, 3, 4], [1, 2], [3, 4]),
+        (5, [1, 2], [1, 2], []),
+        (3, [], [], []),
+    ],
+)
+def test_split_table(count, items, now, later):
+    granted = UNLIMITED if count is None else Allowance(count, END, "server_day", 9)
+    assert split(items, granted) == (now, later)

@@ -101,6 +101,54 @@ def test_batch_size_parameter(raw, asked, value, warns):
     assert bool(warning) is warns
 
 
+# Each documented parameter broken three ways: a typo, a negative, empty.
+# (typo, negative, empty): what the queue uses. A typo or a negative warns;
+# empty is no value (Odoo's get_param answers it so): the default, silently.
+BROKEN = {
+    "mail_outbound.claim_timeout": (900, 1, 900),
+    "mail_outbound.queue_commit_every": (50, 1, 50),
+    "mail_outbound.daily_limit": (0, 0, 0),
+    "mail_outbound.retry_min_backoff": (300, 1, 300),
+    "mail_outbound.retry_max_backoff": (4000, 1, 4000),
+    "mail_outbound.retry_lifetime_days": (5.0, 0.01, 5.0),
+    "mail_outbound.circuit_threshold": (3, 1, 3),
+    "mail_outbound.circuit_cooldown": (300, 1, 300),
+    "mail_outbound.delivery_log_days": (30, 0, 30),
+    "mail_outbound.after_data_drop": ("fail", "fail", "fail"),
+}
+
+
+def test_the_broken_table_covers_every_parameter():
+    assert set(BROKEN) == set(PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value", "warns"),
+    [
+        (key, raw, expected[index], raw != "")
+        for key, expected in BROKEN.items()
+        for index, raw in enumerate(("x", "-1", ""))
+    ],
+)
+def test_every_parameter_broken_three_ways(key, raw, value, warns):
+    parsed, warning = parse(key, raw)
+    assert (parsed, type(parsed)) == (value, type(PARAMS[key].default))
+    assert bool(warning) is warns
+    if warning:
+        assert key in warning and repr(raw) in warning
+
+
+@pytest.mark.parametrize(
+    ("raw", "warns"), [("x", True), ("-1", True), ("", False), ("  ", False)]
+)
+def test_batch_size_parameter_broken_three_ways(raw, warns):
+    value, warning = batch_size(raw, 1000)
+    assert value == 1000
+    assert bool(warning) is warns
+    if warning:
+        assert "mail.mail.queue.batch.size" in warning
+
+
 # -- a FROM filter is checked before it is written (issue #9, point 4) -----
 
 

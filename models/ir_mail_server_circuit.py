@@ -1,0 +1,158 @@
+"""ir.mail_server: the circuit breaker, counted outside the queue's transaction.
+
+A worker that fails to reach a server counts it on the server's row. Written
+in the queue's transaction, that row stays locked until the queue's next
+chunk commit (50 mails, minutes with a slow server), and a second worker
+failing over from the same server waits for it. The counter is written on a
+short transaction of its own instead, committed at once, and incremented in
+SQL so that two workers failing at once both count.
+"""
+
+import logging
+import threading
+
+import psycopg2
+
+from odoo import api, models, sql_db
+
+from ..tools import delivery
+
+_logger = logging.getLogger(__name__)
+
+
+class IrMailServer(models.Model):
+    _inherit = "ir.mail_server"
+
+    @api.model
+    def _get_circuit_policy(self):
+        get = self.env["ir.config_parameter"]._mail_outbound_get
+        return delivery.CircuitPolicy(
+            threshold=get("mail_outbound.circuit_threshold"),
+            cooldown=get("mail_outbound.circuit_cooldown"),
+        )
+
+    def _record_server_failure(self, failure, now):
+        self.ensure_one()
+        policy = self._get_circuit_policy()
+        error = (failure.text or "")[:500]
+        circuit = self._write_circuit_apart(
+            lambda cr: self._count_failure_sql(cr, error, now, policy)
+        )
+        if circuit is None:
+            # the current transaction is the only place (see
+            # _can_write_circuit_apart)
+            failures, open_until = delivery.circuit_after_failure(
+                self.delivery_failures, now, policy
+            )
+            circuit = {
+                "delivery_failures": failures,
+                "unhealthy_until": open_until or self.unhealthy_until,
+                "last_delivery_error": error,
+            }
+            self.sudo().write(circuit)
+        open_until = circuit["unhealthy_until"]
+        _logger.warning(
+            "Outgoing server %s failed (%s): %s%s",
+            self.name,
+            failure.stage,
+            failure.text,
+            f"; paused until {open_until}"
+            if open_until and circuit["delivery_failures"] >= policy.threshold
+            else "",
+        )
+
+    def _record_server_success(self):
+        self.ensure_one()
+        if not (self.delivery_failures or self.unhealthy_until):
+            return
+        circuit = self._write_circuit_apart(self._reset_circuit_sql)
+        if circuit is None:
+            self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
+
+    def _count_failure_sql(self, cr, error, now, policy):
+        """One more failure, counted in one statement; the circuit opens as
+        ``delivery.circuit_after_failure`` decides from the new count."""
+        cr.execute(
+            "UPDATE ir_mail_server SET delivery_failures = "
+            "COALESCE(delivery_failures, 0) + 1, last_delivery_error = %s "
+            "WHERE id = %s RETURNING delivery_failures, unhealthy_until",
+            (error, self.id),
+        )
+        row = cr.fetchone()
+        if row is None:
+            # created by the current transaction, not committed yet
+            return None
+        failures, unhealthy_until = row
+        _failures, open_until = delivery.circuit_after_failure(
+            failures - 1, now, policy
+        )
+        if open_until:
+            cr.execute(
+                "UPDATE ir_mail_server SET unhealthy_until = %s WHERE id = %s",
+                (open_until, self.id),
+            )
+            unhealthy_until = open_until
+        return {
+            "delivery_failures": failures,
+            "unhealthy_until": unhealthy_until,
+            "last_delivery_error": error,
+        }
+
+    def _reset_circuit_sql(self, cr):
+        cr.execute(
+            "UPDATE ir_mail_server SET delivery_failures = 0, unhealthy_until = NULL "
+            "WHERE id = %s RETURNING id",
+            (self.id,),
+        )
+        if cr.fetchone() is None:
+            return None
+        return {"delivery_failures": 0, "unhealthy_until": False}
+
+    def _can_write_circuit_apart(self):
+        """Whether a connection of its own may write the circuit.
+
+        Not in the thread of Odoo's test runner (marked ``testing``, the
+        mark that also turns core's queue commits off): its data lives in a
+        transaction never committed, which another connection cannot see,
+        and whose changed rows it would wait for until the tests end.
+        """
+        return not getattr(threading.current_thread(), "testing", False)
+
+    def _write_circuit_apart(self, write):
+        """Run ``write(cr)`` on a short transaction of its own, committed at
+        once; put the values it returns in this transaction's cache (its
+        snapshot predates them). None when that cannot be done: the caller
+        writes in the current transaction."""
+        if not self._can_write_circuit_apart():
+            return None
+        # values of this transaction not yet written would be overwritten
+        self.flush_recordset(
+            ["delivery_failures", "unhealthy_until", "last_delivery_error"]
+        )
+        try:
+            with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+                # another worker's count holds the row a few milliseconds:
+                # then count on top of it (Odoo's repeatable read would
+                # refuse the update); longer is this very transaction,
+                # which changed the row itself
+                cr.execute(
+                    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+                    "SET LOCAL lock_timeout = '3s'"
+                )
+                values = write(cr)
+            if values is None:
+                return None
+        except (psycopg2.Error, sql_db.PoolError) as error:
+            # then the change waits for this transaction's commit, as core's
+            # write would
+            _logger.info(
+                "Outgoing server %s: circuit breaker written in the queue's "
+                "transaction (%s)",
+                self.name,
+                error,
+            )
+            return None
+        for name, value in values.items():
+            field = self._fields[name]
+            self.env.cache.update(self, field, [field.convert_to_cache(value, self)])
+        return values
