@@ -13,3 +13,4 @@ from . import test_server_health
 from . import test_tour
 from . import test_traffic
 from . import test_sending_domain
+from . import test_parallel_sessions

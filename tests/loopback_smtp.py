@@ -153,7 +153,7 @@ class _ScriptedSMTP(SMTP):
             self._start_clock()
             self._received += len(data)
             self._arrivals.append((self.loop.time(), self._received))
-        super().data_received(data)
+        return super().data_received(data)
 
     _arrivals = None
 

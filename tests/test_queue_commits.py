@@ -105,7 +105,10 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertEqual(set(logs.mapped("outcome")), {outcome})
 
     def test_queue_commits_every_50_mails(self):
-        smtp, _server_id = self.start_committed_smtp_server("Sink")
+        # one session: each mail is recorded before the next one goes
+        smtp, _server_id = self.start_committed_smtp_server(
+            "Sink", parallel_connections=1
+        )
         self.set_committed_param("mail_outbound.queue_commit_every", "50")
         ids = self.create_committed_mails(120)
         seen = self.watch_commits(smtp, ids)
@@ -123,6 +126,55 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertFalse(
             mails.env["mail.outbound.handover"].search([("mail_id", "in", ids)])
         )
+
+    def test_queue_commits_every_50_mails_on_four_sessions(self):
+        """Four sessions at once: at most four mails out and not recorded."""
+        smtp, _server_id = self.start_committed_smtp_server(
+            "Sink", parallel_connections=4
+        )
+        smtp.data_delay = 0.005
+        self.set_committed_param("mail_outbound.queue_commit_every", "50")
+        ids = self.create_committed_mails(120)
+        seen = self.watch_commits(smtp, ids)
+        self.run_queue(ids)
+        mails = self.committed_mails(ids)
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertReceivedOnce(smtp, mails)
+        self.assertOneLogLine(mails, "sent")
+        self.assertGreaterEqual(smtp.in_data_peak, 2)
+        for index, (sent, recorded) in enumerate(seen):
+            # a commit every 50 finished mails, and only of recorded ones
+            self.assertEqual(sent % 50, 0, seen)
+            self.assertLessEqual(sent, recorded, seen)
+            # this one and at most three others out, not yet recorded
+            self.assertGreaterEqual(recorded, index - 3, seen)
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+
+    def test_a_refused_commit_on_four_sessions(self):
+        """The mails still out when the commit is refused are waited for and
+        recorded: every mail the server got ends sent, none goes twice."""
+        smtp, _server_id = self.start_committed_smtp_server(
+            "Sink", parallel_connections=4
+        )
+        smtp.data_delay = 0.005
+        self.set_committed_param("mail_outbound.queue_commit_every", "50")
+        ids = sorted(self.create_committed_mails(120))
+        refusals = self.refuse_commit_once(ids[29])
+        self.run_queue(ids)
+        self.assertGreaterEqual(refusals(), 1, "the commit was refused")
+        mails = self.committed_mails(ids)
+        sent = mails.filtered(lambda mail: mail.state == "sent")
+        # the first chunk, and the mails that were out when it was refused
+        self.assertGreaterEqual(len(sent), 50)
+        self.assertLessEqual(len(sent), 53)
+        self.assertReceivedOnce(smtp, sent)
+        self.assertEqual(set((mails - sent).mapped("state")), {"outgoing"})
+        self.assertFalse(any(mails.mapped("delivery_claim")), "none left claimed")
+        self.run_queue(ids)
+        mails.invalidate_recordset()
+        mails.env.cr.rollback()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertReceivedOnce(smtp, mails)
 
     def refuse_commit_once(self, mail_id):
         """The database refuses, once, the commit of a transaction that
@@ -167,7 +219,9 @@ class TestQueueCommits(MailOutboundCommitCase):
         return refusals
 
     def test_a_refused_commit_sends_nothing_twice(self):
-        smtp, _server_id = self.start_committed_smtp_server("Sink")
+        smtp, _server_id = self.start_committed_smtp_server(
+            "Sink", parallel_connections=1
+        )
         self.set_committed_param("mail_outbound.queue_commit_every", "50")
         ids = sorted(self.create_committed_mails(120))
         # the 30th mail sent: its chunk's commit is refused

@@ -47,6 +47,8 @@ from mail_outbound_tools.settings import (
         ("mail_outbound.after_data_drop", "retry", "retry", False),
         ("mail_outbound.after_data_drop", " RETRY ", "retry", False),
         ("mail_outbound.after_data_drop", "yes", "fail", True),
+        ("mail_outbound.smtp_pipelining", "OFF", "off", False),
+        ("mail_outbound.smtp_pipelining", "no", "on", True),
     ],
 )
 def test_parse(key, raw, value, warns):
@@ -115,6 +117,7 @@ BROKEN = {
     "mail_outbound.circuit_cooldown": (300, 1, 300),
     "mail_outbound.delivery_log_days": (30, 0, 30),
     "mail_outbound.after_data_drop": ("fail", "fail", "fail"),
+    "mail_outbound.smtp_pipelining": ("on", "on", "on"),
 }
 
 
