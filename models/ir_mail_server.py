@@ -606,6 +606,9 @@ class IrMailServer(models.Model):
         if tracker is not None:
             # one connect per batch: what the previous batch met is over
             tracker.start_batch()
+            ticket = server._get_lane_ticket(tracker, smtp_from) if server else None
+            if ticket is not None:
+                return ticket
         if not server or tracker is None:
             if server and server.exists() and server._is_port_blocked():
                 raise UserError(server._blocked_port_message())
@@ -727,6 +730,9 @@ class IrMailServer(models.Model):
         if send_quit is not None:
 
             def quit_():
+                if getattr(connection, "mail_outbound_adopted", False):
+                    # a lane of the queue now: the lanes end it
+                    return None
                 # core quits every session in a finally: a session the server
                 # dropped would raise there and abort the remaining batches
                 try:

@@ -70,6 +70,25 @@ class IrMailServer(models.Model):
             and vars(klass).get("_module") not in LANE_SAFE_SEND_EMAIL
         ][:1]
 
+    def _get_lane_ticket(self, tracker, smtp_from):
+        """The run's sessions to this server are open: the batch sends on
+        them instead of opening one more (the server counts them all)."""
+        lane_set = tracker.lanes
+        if (
+            lane_set is None
+            or lane_set.closed
+            or lane_set.key != self.id
+            or not lane_set.opened
+            or delivery.circuit_is_open(self.unhealthy_until, fields.Datetime.now())
+        ):
+            return None
+        return lanes.LaneTicket(self.id, smtp_from, self.from_filter)
+
+    def _close_lane(self, session):
+        """End a session the lanes hold, core's first one included."""
+        session.mail_outbound_adopted = False
+        self._close_session(session)
+
     def _connect_lane(self, smtp_from):
         """One more session to this server, as the batch's first one.
 
@@ -83,13 +102,15 @@ class IrMailServer(models.Model):
         )
         if connection is not None:
             self._track_session(connection, self)
-            if (
-                self.env["ir.config_parameter"]._mail_outbound_get(
-                    "mail_outbound.smtp_pipelining"
-                )
-                == "on"
-            ):
-                lanes.enable_pipelining(connection)
+            self._prepare_lane(connection)
+        return connection
+
+    def _prepare_lane(self, connection):
+        """A session becomes a lane: PIPELINING where the server offers it
+        (``mail_outbound.smtp_pipelining``)."""
+        get = self.env["ir.config_parameter"]._mail_outbound_get
+        if get("mail_outbound.smtp_pipelining") == "on":
+            lanes.enable_pipelining(connection)
         return connection
 
     @api.model

@@ -37,6 +37,9 @@ class MailOutboundQueue(models.AbstractModel):
     def _get_lane_width(self, mails, smtp_session):
         """How many sessions may send these mails at once (1: core's loop)."""
         tracker = mails.env.context.get("mail_outbound_tracker")
+        if isinstance(smtp_session, lanes.LaneTicket):
+            # the batch was given the run's sessions (ir.mail_server.connect)
+            return tracker.lanes.width
         if (
             tracker is None
             or not tracker.commit_every
@@ -164,6 +167,8 @@ class MailOutboundQueue(models.AbstractModel):
         )
         smtp_from = getattr(smtp_session, "smtp_from", None)
         lane_set = tracker.lanes
+        if isinstance(smtp_session, lanes.LaneTicket):
+            return lane_set
         if lane_set is not None and (lane_set.key, lane_set.width) != (
             server.id,
             width,
@@ -175,9 +180,16 @@ class MailOutboundQueue(models.AbstractModel):
                 None,
                 width,
                 connect=lambda: server._connect_lane(smtp_from),
-                close=mails.env["ir.mail_server"]._close_session,
+                close=server._close_lane,
                 key=server.id,
             )
+        # the batch's own session is one of the server's N: a lane, or
+        # ended now rather than left idle while the lanes send
+        if lane_set.adopt(smtp_session):
+            smtp_session.mail_outbound_adopted = True
+            server._prepare_lane(smtp_session)
+        else:
+            server._close_session(smtp_session)
         return lane_set
 
     @api.model

@@ -251,6 +251,23 @@ def enable_pipelining(connection):
     return connection
 
 
+class LaneTicket:
+    """What a batch gets instead of a new session when the run's lanes to
+    its server are open: the From and filter the messages are prepared
+    with (``ir.mail_server._prepare_email_message`` reads only those), no
+    connection. Quitting it does nothing; the lanes send."""
+
+    def __init__(self, server_id, smtp_from, from_filter):
+        self.mail_outbound_server_id = server_id
+        self.smtp_from = smtp_from
+        self.from_filter = from_filter
+
+    def quit(self):
+        return None
+
+    close = quit
+
+
 def session_is_dead(session):
     """A session the server dropped (smtplib closes its socket)."""
     inner = getattr(session, "__obj__", session)
@@ -305,6 +322,13 @@ class Lanes:
         job.lane = session
         self.busy += 1
         self._inboxes[session].put(job)
+        return True
+
+    def adopt(self, session):
+        """Take an open session as a lane; False when the lanes are full."""
+        if len(self._inboxes) >= self.width or session in self._inboxes:
+            return False
+        self._open(session)
         return True
 
     def _open(self, session):
