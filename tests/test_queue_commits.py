@@ -104,19 +104,33 @@ class TestQueueCommits(MailOutboundCommitCase):
         )
         self.assertEqual(set(logs.mapped("outcome")), {outcome})
 
-    def test_queue_commits_every_50_mails(self):
-        # one session: each mail is recorded before the next one goes
+    def send_in_chunks(self, width, refuse_at=None):
+        """120 queued mails, committed every 50, for a server with ``width``
+        sessions; with ``refuse_at``, the commit of the chunk holding that
+        mail (its index) is refused once. Returns the sink, the ids, what an
+        observer saw (see :meth:`watch_commits`) and the refusal counter."""
         smtp, _server_id = self.start_committed_smtp_server(
-            "Sink", parallel_connections=1
+            "Sink", parallel_connections=width
         )
+        # several sessions overlap only if each hand-over takes a while
+        smtp.data_delay = 0.005 if width > 1 else 0
         self.set_committed_param("mail_outbound.queue_commit_every", "50")
-        ids = self.create_committed_mails(120)
+        ids = sorted(self.create_committed_mails(120))
+        refusals = self.refuse_commit_once(ids[refuse_at]) if refuse_at else None
         seen = self.watch_commits(smtp, ids)
         self.run_queue(ids)
-        mails = self.committed_mails(ids)
+        return smtp, ids, seen, refusals
+
+    def assertSentOnce(self, smtp, mails):
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertReceivedOnce(smtp, mails)
         self.assertOneLogLine(mails, "sent")
+
+    def test_queue_commits_every_50_mails(self):
+        # one session: each mail is recorded before the next one goes
+        smtp, ids, seen, _refusals = self.send_in_chunks(1)
+        mails = self.committed_mails(ids)
+        self.assertSentOnce(smtp, mails)
         # mails 1 to 50 went out before the first commit, 51 to 100 after it
         # and before the second, 101 to 120 after it; each finished mail was
         # recorded on the side before the next one went
@@ -129,18 +143,9 @@ class TestQueueCommits(MailOutboundCommitCase):
 
     def test_queue_commits_every_50_mails_on_four_sessions(self):
         """Four sessions at once: at most four mails out and not recorded."""
-        smtp, _server_id = self.start_committed_smtp_server(
-            "Sink", parallel_connections=4
-        )
-        smtp.data_delay = 0.005
-        self.set_committed_param("mail_outbound.queue_commit_every", "50")
-        ids = self.create_committed_mails(120)
-        seen = self.watch_commits(smtp, ids)
-        self.run_queue(ids)
+        smtp, ids, seen, _refusals = self.send_in_chunks(4)
         mails = self.committed_mails(ids)
-        self.assertEqual(set(mails.mapped("state")), {"sent"})
-        self.assertReceivedOnce(smtp, mails)
-        self.assertOneLogLine(mails, "sent")
+        self.assertSentOnce(smtp, mails)
         self.assertGreaterEqual(smtp.in_data_peak, 2)
         for index, (sent, recorded) in enumerate(seen):
             # a commit every 50 finished mails, and only of recorded ones
@@ -153,14 +158,7 @@ class TestQueueCommits(MailOutboundCommitCase):
     def test_a_refused_commit_on_four_sessions(self):
         """The mails still out when the commit is refused are waited for and
         recorded: every mail the server got ends sent, none goes twice."""
-        smtp, _server_id = self.start_committed_smtp_server(
-            "Sink", parallel_connections=4
-        )
-        smtp.data_delay = 0.005
-        self.set_committed_param("mail_outbound.queue_commit_every", "50")
-        ids = sorted(self.create_committed_mails(120))
-        refusals = self.refuse_commit_once(ids[29])
-        self.run_queue(ids)
+        smtp, ids, _seen, refusals = self.send_in_chunks(4, refuse_at=29)
         self.assertGreaterEqual(refusals(), 1, "the commit was refused")
         mails = self.committed_mails(ids)
         sent = mails.filtered(lambda mail: mail.state == "sent")
@@ -173,8 +171,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.run_queue(ids)
         mails.invalidate_recordset()
         mails.env.cr.rollback()
-        self.assertEqual(set(mails.mapped("state")), {"sent"})
-        self.assertReceivedOnce(smtp, mails)
+        self.assertSentOnce(smtp, mails)
 
     def refuse_commit_once(self, mail_id):
         """The database refuses, once, the commit of a transaction that
@@ -219,14 +216,8 @@ class TestQueueCommits(MailOutboundCommitCase):
         return refusals
 
     def test_a_refused_commit_sends_nothing_twice(self):
-        smtp, _server_id = self.start_committed_smtp_server(
-            "Sink", parallel_connections=1
-        )
-        self.set_committed_param("mail_outbound.queue_commit_every", "50")
-        ids = sorted(self.create_committed_mails(120))
-        # the 30th mail sent: its chunk's commit is refused
-        refusals = self.refuse_commit_once(ids[29])
-        self.run_queue(ids)
+        # the 30th mail sent, on one session: its chunk's commit is refused
+        smtp, ids, _seen, refusals = self.send_in_chunks(1, refuse_at=29)
         self.assertGreaterEqual(refusals(), 1, "the commit was refused")
         mails = self.committed_mails(ids)
         first_chunk = mails.filtered(lambda mail: mail.id in ids[:50])
@@ -239,9 +230,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.run_queue(ids)
         mails.invalidate_recordset()
         mails.env.cr.rollback()
-        self.assertEqual(set(mails.mapped("state")), {"sent"})
-        self.assertReceivedOnce(smtp, mails)
-        self.assertOneLogLine(mails, "sent")
+        self.assertSentOnce(smtp, mails)
 
     def test_a_dead_workers_claim_is_settled_by_the_next_run(self):
         smtp, _server_id = self.start_committed_smtp_server("Sink")
