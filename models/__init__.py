@@ -27,6 +27,7 @@ from . import mail_outbound_provider_preset
 from . import mail_outbound_queue
 from . import mail_outbound_queue_claims
 from . import mail_outbound_queue_prepare
+from . import mail_outbound_queue_results
 from . import mail_outbound_sending_address
 from . import mail_thread
 from . import res_config_settings

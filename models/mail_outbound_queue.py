@@ -19,9 +19,9 @@ import logging
 
 import psycopg2
 
-from odoo import _, api, models, tools
+from odoo import api, models
 
-from ..tools import delivery, lanes
+from ..tools import lanes
 
 _logger = logging.getLogger(__name__)
 
@@ -125,6 +125,9 @@ class MailOutboundQueue(models.AbstractModel):
                         continue
                     job.data.batch, batch = batch, {"failover": batch["failover"]}
                     held = job
+                # a session takes another mail only once the mails finished
+                # so far are recorded
+                self._flush_handovers(tracker)
                 if held is not None and lane_set.submit(held):
                     held = None
                     position += 1
@@ -135,7 +138,7 @@ class MailOutboundQueue(models.AbstractModel):
                         mails.browse(order[position:]), lane_set.refused
                     )
                     break
-                if self._take_result(mails, lane_set, post_send_callback):
+                if self._take_results(mails, lane_set, post_send_callback):
                     # a commit empties the cache: read the next mails again
                     prefetched_to = position
         return True
@@ -149,8 +152,10 @@ class MailOutboundQueue(models.AbstractModel):
         try:
             yield
         except psycopg2.Error:
-            self._record_drained(mails, lane_set, tracker)
+            drained = self._record_drained(mails, lane_set, tracker)
             self._settle_after_failed_commit(tracker, handing_over=False)
+            # settled: the log says what the mails still out then met
+            self._log_drained(tracker, drained)
             raise
         except BaseException:
             self._record_drained(mails, lane_set, tracker)
@@ -176,6 +181,7 @@ class MailOutboundQueue(models.AbstractModel):
             self._finish_lanes(mails, commit=False)
             lane_set = None
         if lane_set is None:
+            tracker.handover_buffer = []
             lane_set = tracker.lanes = lanes.Lanes(
                 None,
                 width,
@@ -193,20 +199,24 @@ class MailOutboundQueue(models.AbstractModel):
         return lane_set
 
     @api.model
-    def _take_result(self, mails, lane_set, post_send_callback=None):
-        """Finish the next mail a lane hands back; commit when it is time.
-        True when it committed."""
+    def _take_results(self, mails, lane_set, post_send_callback=None):
+        """Finish the next mail a lane hands back, and any other already
+        back; commit when it is time. True when it committed."""
         tracker = mails.env.context["mail_outbound_tracker"]
+        committed = False
         job = lane_set.wait()
-        self._finish_lane_job(job)
-        if post_send_callback:
-            post_send_callback([job.data.mail_id])
-        lane_set.since_commit += 1
-        if lane_set.since_commit < tracker.commit_every:
-            return False
-        self._commit_chunk(tracker)
-        lane_set.since_commit = 0
-        return True
+        while job is not None:
+            self._finish_lane_job(job)
+            if post_send_callback:
+                post_send_callback([job.data.mail_id])
+            lane_set.since_commit += 1
+            if lane_set.since_commit >= tracker.commit_every:
+                self._flush_handovers(tracker)
+                self._commit_chunk(tracker)
+                lane_set.since_commit = 0
+                committed = True
+            job = lane_set.poll()
+        return committed
 
     @api.model
     def _finish_lanes(self, mails, commit=True):
@@ -218,7 +228,8 @@ class MailOutboundQueue(models.AbstractModel):
         try:
             with self._recording_on_error(mails, lane_set):
                 while lane_set.busy:
-                    self._take_result(mails, lane_set)
+                    self._take_results(mails, lane_set)
+                self._flush_handovers(tracker)
                 if commit and lane_set.since_commit:
                     self._commit_chunk(tracker)
                     lane_set.since_commit = 0
@@ -226,6 +237,7 @@ class MailOutboundQueue(models.AbstractModel):
             if not lane_set.busy:
                 lane_set.close()
                 tracker.lanes = None
+                tracker.handover_buffer = None
 
     @api.model
     def _stop_lanes(self, mails):
@@ -239,119 +251,4 @@ class MailOutboundQueue(models.AbstractModel):
             self._record_drained(mails, lane_set, tracker)
         finally:
             lane_set.close()
-
-    @api.model
-    def _finish_lane_job(self, job):
-        """What a lane's server answered, written as core writes it."""
-        tracker = self.env.context["mail_outbound_tracker"]
-        data = job.data
-        mail = self.env["mail.mail"].browse(data.mail_id).with_prefetch(data.prefetch)
-        # the batch this mail came with may be over: its failover is this
-        # mail's, and the first mail back logs the servers it skipped
-        current = tracker.failover
-        tracker.failover = data.batch.get("failover")
-        tracker.skipped = data.batch.get("skipped") or []
-        try:
-            self._write_lane_result(mail, job)
-        finally:
-            tracker.failover = current
-            tracker.skipped = []
-
-    @api.model
-    def _write_lane_result(self, mail, job):
-        tracker = self.env.context["mail_outbound_tracker"]
-        IrMailServer = self.env["ir.mail_server"]
-        data = job.data
-        server_id = getattr(job.lane, "mail_outbound_server_id", None)
-        success_pids, message_id, error = [], None, None
-        for index, sent in enumerate(job.results):
-            tracker.record(
-                IrMailServer._prepare_attempt(server_id, data.recipients[index], sent)
-            )
-            if not sent.ok:
-                error = sent.error
-                break
-            message_id = data.message_ids[index]
-            if data.partner_ids[index]:
-                success_pids.append(data.partner_ids[index])
-        if error is None:
-            values = {"state": "sent", "failure_reason": False}
-            if message_id != mail.message_id:
-                # core writes it always: on the mail's message, with the
-                # recomputations that brings, for the value it already has
-                values["message_id"] = message_id
-            mail.write(values)
-            _logger.info(
-                "Mail with ID %r and Message-Id %r successfully sent",
-                mail.id,
-                message_id,
-            )
-            mail._postprocess_sent_message(
-                success_pids=success_pids, failure_type=data.failure_type
-            )
-            return
-        reason = tools.exception_to_unicode(error)
-        mail.write(
-            {"state": "exception", "failure_reason": reason, "failure_type": "unknown"}
-        )
-        # the queue's post-processing tells deferred from failed, from the
-        # attempts just recorded, and words the reason
-        mail._postprocess_sent_message(
-            success_pids=success_pids, failure_reason=reason, failure_type="unknown"
-        )
-
-    @api.model
-    def _defer_without_session(self, mails, error):
-        """The server took no more sessions (every lane dropped, none
-        reopened): the mails not handed over wait, as after a failed
-        connection."""
-        tracker = self.env.context["mail_outbound_tracker"]
-        failure = delivery.classify(error) if error else None
-        if failure is None or not failure.temporary:
-            failure = delivery.Failure(
-                delivery.TEMPORARY,
-                getattr(failure, "code", 0),
-                str(error or _("The server closed every session.")),
-                "connect",
-                True,
-                "mail_smtp",
-            )
-        tracker.connect_failure = failure
-        try:
-            mails.filtered(
-                lambda mail: mail.state == "outgoing"
-            )._postprocess_sent_message(
-                success_pids=[], failure_reason=failure.text, failure_type="mail_smtp"
-            )
-        finally:
-            tracker.connect_failure = None
-
-    @api.model
-    def _record_drained(self, mails, lane_set, tracker):
-        """Wait for the lanes still handing over, and record what their
-        servers said on the side connection (the transaction may be gone)."""
-        for job in lane_set.drain():
-            ok = [sent for sent in job.results if sent.ok]
-            errors = [sent.error for sent in job.results if not sent.ok]
-            failure = delivery.classify(errors[0]) if errors else None
-            maybe = failure is not None and failure.stage == "after_data"
-            pids = [
-                pid
-                for pid, sent in zip(job.data.partner_ids, job.results, strict=False)
-                if sent.ok and pid
-            ]
-            try:
-                self._record_handover_values(
-                    tracker,
-                    [job.data.mail_id],
-                    bool(ok) or maybe,
-                    pids,
-                    "mail_smtp" if failure else None,
-                    failure.text if failure else None,
-                )
-            except psycopg2.Error:
-                _logger.exception(
-                    "Mail queue: could not record mail %s as handed over; it "
-                    "is settled as 'may have been delivered'",
-                    job.data.mail_id,
-                )
+            tracker.handover_buffer = None

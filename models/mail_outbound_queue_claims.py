@@ -142,18 +142,50 @@ class MailOutboundQueue(models.AbstractModel):
         self, tracker, mail_ids, delivered, success_pids, failure_type, reason
     ):
         """``_record_handover`` without reading the mails: also when the
-        queue's transaction is already lost."""
+        queue's transaction is already lost.
+
+        The parallel sessions hold the records back (``handover_buffer``)
+        until :meth:`_flush_handovers`, which they call before any session
+        takes another mail: the records of the mails finished meanwhile go
+        in one synchronous commit."""
+        partners = json.dumps([pid for pid in success_pids if pid])
+        rows = [
+            (
+                mail_id,
+                bool(delivered),
+                partners,
+                failure_type or None,
+                reason if failure_type else None,
+            )
+            for mail_id in mail_ids
+        ]
+        if tracker.handover_buffer is not None:
+            tracker.handover_buffer.extend(rows)
+            return
+        self._write_handovers(tracker, rows)
+
+    @api.model
+    def _flush_handovers(self, tracker):
+        if tracker.handover_buffer:
+            rows, tracker.handover_buffer[:] = list(tracker.handover_buffer), []
+            self._write_handovers(tracker, rows)
+
+    @api.model
+    def _write_handovers(self, tracker, rows):
+        mail_ids, delivered, partners, failure_types, reasons = zip(*rows, strict=True)
         tracker.side_cursor.execute(
             "INSERT INTO mail_outbound_handover "
             "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
-            "SELECT %s, unnest(%s::int[]), %s, %s::jsonb, %s, %s",
+            "SELECT %s, mail_id, delivered, partners::jsonb, failure_type, reason "
+            "FROM unnest(%s::int[], %s::bool[], %s::text[], %s::text[], %s::text[]) "
+            "AS row(mail_id, delivered, partners, failure_type, reason)",
             (
                 tracker.claim,
                 list(mail_ids),
-                bool(delivered),
-                json.dumps([pid for pid in success_pids if pid]),
-                failure_type or None,
-                reason if failure_type else None,
+                list(delivered),
+                list(partners),
+                list(failure_types),
+                list(reasons),
             ),
         )
         tracker.side_cursor.commit()

@@ -336,6 +336,9 @@ class AttemptTracker:
         self.batch_width = 1
         # the run's parallel sessions (tools.lanes.Lanes), across batches
         self.lanes = None
+        # hand-over records held back until a session takes another mail
+        # (list), or written at once (None)
+        self.handover_buffer = None
         # mail id -> what the queue decided for it (the Odoo layer's data)
         self.decisions = {}
 

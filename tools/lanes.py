@@ -377,13 +377,23 @@ class Lanes:
 
     def wait(self, timeout=None):
         """The next finished job; its lane is free again once taken."""
-        job = self._done.get(timeout=timeout)
+        return self._taken(self._done.get(timeout=timeout))
+
+    def _taken(self, job):
         self.busy -= 1
         if session_is_dead(job.lane):
             self._forget(job.lane)
         else:
             self._free.append(job.lane)
         return job
+
+    def poll(self):
+        """A finished job if one is waiting, else None."""
+        try:
+            job = self._done.get_nowait()
+        except queue.Empty:
+            return None
+        return self._taken(job)
 
     def drain(self):
         """Every job still running, as it finishes."""
