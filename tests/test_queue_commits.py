@@ -282,8 +282,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         server = worker["ir.mail_server"].browse(server_id)
         # the worker's queue transaction began before the other's count
         self.assertFalse(server.delivery_failures)
-        other = self.committed_cursor()
-        self.addCleanup(other.close)
+        other = self.committed_env().cr
         other.execute(
             "UPDATE ir_mail_server SET delivery_failures = "
             "COALESCE(delivery_failures, 0) + 1 WHERE id = %s",
@@ -298,8 +297,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         worker.flush_all()
         self.assertEqual(server.delivery_failures, 2)
         # nothing of it waits for the worker's commit
-        probe = self.committed_cursor()
-        self.addCleanup(probe.close)
+        probe = self.committed_env().cr
         probe.execute(
             "SELECT delivery_failures FROM ir_mail_server WHERE id = %s "
             "FOR UPDATE NOWAIT",

@@ -400,3 +400,52 @@ def test_circuit_is_open(open_until, now, is_open):
 def test_failover_candidates(server_id, ordered, carries, paused, tried):
     open_until = {i: NOW + MINUTE if i in paused else None for i in (1, 2, 3, 4)}
     assert failover_candidates(server_id, ordered, carries, open_until, NOW) == tried
+
+
+@pytest.mark.parametrize(
+    ("batches", "pending", "handed_over", "delivered", "interrupted"),
+    [
+        # the dead worker of tests/test_queue_commits.py: 3 accepted, killed
+        # handing over the 4th
+        ([[1, 2, 3, 4, 5]], {1, 2, 3, 4, 5}, {1: 1, 2: 1, 3: 1}, [1, 2, 3], [4]),
+        # a refused commit after a whole chunk: every mail finished
+        ([[1, 2, 3]], {1, 2, 3}, {1: 1, 2: 1, 3: 1}, [1, 2, 3], []),
+        # refused and deferred mails finished too: neither sent nor in doubt
+        ([[1, 2, 3]], {1, 2, 3}, {1: 0, 2: 1}, [2], [3]),
+        # committed ones are not pending any more
+        ([[1, 2, 3]], {3}, {1: 1, 2: 1}, [], [3]),
+        # nothing recorded: the first one of each batch is in doubt
+        ([[1, 2], [3]], {1, 2, 3}, {}, [], [1, 3]),
+        # a mark whose mails were all committed: nothing to settle
+        ([[1, 2]], set(), {1: 1, 2: 1}, [], []),
+        ([], {1}, {1: 1}, [], []),
+    ],
+)
+def test_settle_interrupted_table(
+    batches, pending, handed_over, delivered, interrupted
+):
+    handed_over = {mail_id: bool(ok) for mail_id, ok in handed_over.items()}
+    assert settle_interrupted(batches, pending, handed_over) == (
+        delivered,
+        interrupted,
+    )
+
+
+@pytest.mark.parametrize(
+    ("first_attempt_ago", "attempts", "gives_up"),
+    [
+        (timedelta(0), 1, False),
+        (timedelta(days=4, hours=23), 1, False),
+        # the next attempt would fall after the lifetime
+        (timedelta(days=4, hours=23, minutes=58), 1, True),
+        (timedelta(days=5), 1, True),
+        (timedelta(days=6), 20, True),
+        # no first attempt recorded: counted from now
+        (None, 3, False),
+    ],
+)
+def test_next_attempt_lifetime(first_attempt_ago, attempts, gives_up):
+    policy = RetryPolicy(jitter=0)
+    first = None if first_attempt_ago is None else NOW - first_attempt_ago
+    when, reason = next_attempt(policy, attempts, NOW, first)
+    assert (when is None, reason is not None) == (gives_up, gives_up)
