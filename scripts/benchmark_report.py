@@ -113,8 +113,8 @@ def row_of(run):
 def report(results):
     print()
     print(
-        "Queue: process_email_queue against a loopback SMTP sink waiting DELAY "
-        "before each reply (median of runs)"
+        "Queue: process_email_queue against a loopback SMTP sink one DELAY (a "
+        "round trip) away, offering PIPELINING (median of runs)"
     )
     print(
         f"{'delay':>6} {'mails':>6} {'row':<25} {'runs':>4} {'mails/s':>8} "
