@@ -86,9 +86,9 @@ class MailOutboundQueue(models.AbstractModel):
         (``_record_handover``) before its lane takes the next: a worker that
         dies has at most ``width`` mails in hand-over, which the settlement
         fails as "may have been delivered" (the batch mark says ``width``).
-        The lanes outlive the batch: the next batch to the same server goes
-        on with them while this one's last mails are still out, and the run
-        takes the last results (``_finish_lanes``).
+        The sessions outlive the batch: the next batch to the same server
+        sends on them (``ir.mail_server.connect`` gives it a ticket, not a
+        new connection); the batch's mails are all back before it returns.
 
         ``smtp_session`` is core's session of the batch: it proves the
         server (or the one it failed over to) is reachable, and gives the
@@ -141,6 +141,12 @@ class MailOutboundQueue(models.AbstractModel):
                 if self._take_results(mails, lane_set, post_send_callback):
                     # a commit empties the cache: read the next mails again
                     prefetched_to = position
+            # every mail of the batch back before the next batch is marked:
+            # the settlement fails at most ``width`` mails of the batch whose
+            # mails are out, and no other batch has any out
+            while lane_set.busy:
+                self._take_results(mails, lane_set, post_send_callback)
+            self._flush_handovers(tracker)
         return True
 
     @contextlib.contextmanager
