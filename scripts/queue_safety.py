@@ -211,6 +211,16 @@ class Odoo:
         return parse_report(self.run(REPORT))
 
 
+def start_worker(odoo, until, seconds=60):
+    """A worker draining the queue, returned once ``until()`` holds (or
+    after ``seconds``): the moment a fault is injected."""
+    worker = odoo.start(WORKER.format(batch=1000))
+    deadline = time.monotonic() + seconds
+    while not until() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return worker
+
+
 def received_counts(smtp):
     return collections.Counter(m["message"]["Message-Id"] for m in smtp.messages)
 
@@ -263,10 +273,7 @@ def killed_worker(odoo, commit_every):
                 commit_every=commit_every,
             )
         )
-        worker = odoo.start(WORKER.format(batch=1000))
-        deadline = time.monotonic() + 120
-        while len(smtp.messages) < 41 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        worker = start_worker(odoo, lambda: len(smtp.messages) >= 41, seconds=120)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         killed_at = len(smtp.messages)
@@ -340,10 +347,7 @@ def slow_run(odoo):
         odoo.run(
             SETUP.format(port=smtp.port, claim_timeout=2, count=count, commit_every=5)
         )
-        first = odoo.start(WORKER.format(batch=1000))
-        deadline = time.monotonic() + 60
-        while not smtp.messages and time.monotonic() < deadline:
-            time.sleep(0.01)
+        first = start_worker(odoo, lambda: bool(smtp.messages))
         second = odoo.start(WORKER.format(batch=1000))
         for worker in (first, second):
             worker.wait(timeout=600)
@@ -652,14 +656,11 @@ def killed_with_sessions_busy(odoo):
         odoo.run(
             SETUP.format(port=smtp.port, claim_timeout=2, count=count, commit_every=50)
         )
-        worker = odoo.start(WORKER.format(batch=1000))
-        deadline = time.monotonic() + 60
         # killed once 60 mails are in, at a moment several sessions are at
         # the end of their DATA
-        while time.monotonic() < deadline and (
-            len(smtp.messages) < 60 or smtp.in_data < 2
-        ):
-            time.sleep(0.001)
+        worker = start_worker(
+            odoo, lambda: len(smtp.messages) >= 60 and smtp.in_data >= 2
+        )
         busy = smtp.in_data
         worker.send_signal(signal.SIGKILL)
         worker.wait()
