@@ -19,6 +19,17 @@ MAX_PARALLEL_CONNECTIONS = 50
 LANE_SAFE_SEND_EMAIL = ("base", "mail_outbound")
 
 
+def overriding_modules(model, method, allowed):
+    """The modules, other than ``allowed``, whose class of ``model`` defines
+    ``method``. A class's own ``_module``: the registry's class has none, and
+    a test double patched onto it is an override like any other."""
+    return [
+        vars(klass).get("_module") or klass.__name__
+        for klass in type(model).__mro__
+        if method in vars(klass) and vars(klass).get("_module") not in allowed
+    ]
+
+
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
 
@@ -61,14 +72,7 @@ class IrMailServer(models.Model):
         """
         if modules.module.current_test:
             return ["test mode"]
-        # a class's own _module: the registry's class has none, and a test
-        # double patched onto it is an override like any other
-        return [
-            vars(klass).get("_module") or klass.__name__
-            for klass in type(self).__mro__
-            if "send_email" in vars(klass)
-            and vars(klass).get("_module") not in LANE_SAFE_SEND_EMAIL
-        ][:1]
+        return overriding_modules(self, "send_email", LANE_SAFE_SEND_EMAIL)[:1]
 
     def _get_lane_ticket(self, tracker, smtp_from):
         """The run's sessions to this server are open: the batch sends on
@@ -76,7 +80,6 @@ class IrMailServer(models.Model):
         lane_set = tracker.lanes
         if (
             lane_set is None
-            or lane_set.closed
             or lane_set.key != self.id
             or not lane_set.opened
             or delivery.circuit_is_open(self.unhealthy_until, fields.Datetime.now())

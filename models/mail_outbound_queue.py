@@ -22,6 +22,7 @@ import psycopg2
 from odoo import api, models
 
 from ..tools import lanes
+from .ir_mail_server_lanes import overriding_modules
 
 _logger = logging.getLogger(__name__)
 
@@ -61,12 +62,7 @@ class MailOutboundQueue(models.AbstractModel):
 
     @api.model
     def _get_send_overrides(self, mails):
-        return [
-            vars(klass).get("_module") or klass.__name__
-            for klass in type(mails).__mro__
-            if "_send" in vars(klass)
-            and vars(klass).get("_module") not in LANE_SAFE_SEND
-        ][:1]
+        return overriding_modules(mails, "_send", LANE_SAFE_SEND)[:1]
 
     @api.model
     def _send_in_lanes(
@@ -121,7 +117,7 @@ class MailOutboundQueue(models.AbstractModel):
                     )
                     if job is None:
                         position += 1
-                        lane_set.since_commit += 1
+                        tracker.since_commit += 1
                         continue
                     job.data.batch, batch = batch, {"failover": batch["failover"]}
                     held = job
@@ -171,15 +167,15 @@ class MailOutboundQueue(models.AbstractModel):
     def _get_lanes(self, mails, smtp_session, width):
         """The run's lanes to the batch's server, opened on first use."""
         tracker = mails.env.context["mail_outbound_tracker"]
+        lane_set = tracker.lanes
+        if isinstance(smtp_session, lanes.LaneTicket):
+            return lane_set
         server = (
             mails.env["ir.mail_server"]
             .sudo()
             .browse(smtp_session.mail_outbound_server_id)
         )
         smtp_from = getattr(smtp_session, "smtp_from", None)
-        lane_set = tracker.lanes
-        if isinstance(smtp_session, lanes.LaneTicket):
-            return lane_set
         if lane_set is not None and (lane_set.key, lane_set.width) != (
             server.id,
             width,
@@ -189,7 +185,6 @@ class MailOutboundQueue(models.AbstractModel):
         if lane_set is None:
             tracker.handover_buffer = []
             lane_set = tracker.lanes = lanes.Lanes(
-                None,
                 width,
                 connect=lambda: server._connect_lane(smtp_from),
                 close=server._close_lane,
@@ -215,11 +210,11 @@ class MailOutboundQueue(models.AbstractModel):
             self._finish_lane_job(job)
             if post_send_callback:
                 post_send_callback([job.data.mail_id])
-            lane_set.since_commit += 1
-            if lane_set.since_commit >= tracker.commit_every:
+            tracker.since_commit += 1
+            if tracker.since_commit >= tracker.commit_every:
                 self._flush_handovers(tracker)
                 self._commit_chunk(tracker)
-                lane_set.since_commit = 0
+                tracker.since_commit = 0
                 committed = True
             job = lane_set.poll()
         return committed
@@ -236,9 +231,9 @@ class MailOutboundQueue(models.AbstractModel):
                 while lane_set.busy:
                     self._take_results(mails, lane_set)
                 self._flush_handovers(tracker)
-                if commit and lane_set.since_commit:
+                if commit and tracker.since_commit:
                     self._commit_chunk(tracker)
-                    lane_set.since_commit = 0
+                    tracker.since_commit = 0
         finally:
             if not lane_set.busy:
                 lane_set.close()

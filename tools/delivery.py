@@ -336,6 +336,8 @@ class AttemptTracker:
         self.batch_width = 1
         # the run's parallel sessions (tools.lanes.Lanes), across batches
         self.lanes = None
+        # mails finished on them since the queue's transaction was committed
+        self.since_commit = 0
         # hand-over records held back until a session takes another mail
         # (list), or written at once (None)
         self.handover_buffer = None

@@ -277,9 +277,9 @@ def session_is_dead(session):
 class Lanes:
     """Up to ``width`` sessions to one server, each with its own thread.
 
-    ``first``: a session already open, or None; ``connect()`` opens another
-    one (called in the caller's thread, lazily, only when every open lane is
-    busy) or raises; ``close(session)`` ends one. A server that refuses
+    ``connect()`` opens a session (called in the caller's thread, lazily,
+    only when every open lane is busy) or raises; :meth:`adopt` takes one the
+    caller already opened; ``close(session)`` ends one. A server that refuses
     another connection (``421 Too many connections``) limits the width to
     what it accepted. A lane whose session the server dropped is opened
     again at its next use. Each session's thread lives as long as the
@@ -287,23 +287,18 @@ class Lanes:
     loopback.
     """
 
-    def __init__(self, first, width, connect, close, send=send_items, key=None):
+    def __init__(self, width, connect, close, send=send_items, key=None):
         self.width = max(1, int(width))
         self.key = key  # what the caller opened them for (a server)
-        # mails finished since the caller last committed
-        self.since_commit = 0
         self._connect = connect
         self._close = close
         self._send = send
         self._done = queue.SimpleQueue()
         self._inboxes = {}  # session -> its thread's queue of jobs
         self._free = []
-        if first is not None:
-            self._open(first)
         self.busy = 0
         # why no more lanes open (the last connection error), for the log
         self.refused = None
-        self.closed = False
 
     @property
     def opened(self):
@@ -411,7 +406,6 @@ class Lanes:
 
     def close(self):
         """Quit every idle session and end its thread."""
-        self.closed = True
         for session in list(self._free):
             self._forget(session)
         self._free = []

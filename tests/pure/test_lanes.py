@@ -68,7 +68,7 @@ def _run(lane_set, jobs):
 def test_several_sessions_hand_over_at_the_same_time():
     with LoopbackSmtp(data_delay=0.05) as smtp:
         sessions = Sessions(smtp)
-        lane_set = lanes.Lanes(None, 4, sessions.connect, sessions.close)
+        lane_set = lanes.Lanes(4, sessions.connect, sessions.close)
         done, pending = _run(lane_set, [_job(i) for i in range(20)])
         lane_set.close()
     assert not pending
@@ -87,7 +87,7 @@ def test_at_most_width_mails_out_at_once():
     """What the settlement counts on: no more than ``width`` hand-overs open."""
     with LoopbackSmtp(data_delay=0.02) as smtp:
         sessions = Sessions(smtp)
-        lane_set = lanes.Lanes(None, 3, sessions.connect, sessions.close)
+        lane_set = lanes.Lanes(3, sessions.connect, sessions.close)
         peak, lock, current = [0], threading.Lock(), [0]
 
         def send(session, items):
@@ -113,7 +113,10 @@ def test_a_server_refusing_more_connections_limits_the_lanes():
         first = sessions.connect()
         # the second connection is refused as providers do past their limit
         smtp.script("connect", 421, "4.7.0 Too many connections", times=1)
-        lane_set = lanes.Lanes(first, 4, sessions.connect, sessions.close)
+        lane_set = lanes.Lanes(4, sessions.connect, sessions.close)
+        # the caller's own session, as the queue gives its batch's
+        assert lane_set.adopt(first)
+        assert not lane_set.adopt(first)
         done, pending = _run(lane_set, [_job(i) for i in range(6)])
         lane_set.close()
     assert not pending and len(done) == 6
@@ -128,7 +131,7 @@ def test_a_dropped_session_fails_its_mail_only_and_is_opened_again():
     with LoopbackSmtp() as smtp:
         smtp.script("data", action="close", match="rcpt2@", times=1)
         sessions = Sessions(smtp)
-        lane_set = lanes.Lanes(None, 2, sessions.connect, sessions.close)
+        lane_set = lanes.Lanes(2, sessions.connect, sessions.close)
         done, pending = _run(lane_set, [_job(i) for i in range(6)])
         lane_set.close()
     assert not pending
@@ -152,7 +155,7 @@ def test_a_refusal_is_the_job_result_not_an_exception():
         smtp.script("rcpt", 550, "5.1.1 No such user", match="rcpt1@")
         smtp.script("rcpt", 451, "4.7.1 Try later", match="rcpt3@")
         sessions = Sessions(smtp)
-        lane_set = lanes.Lanes(None, 2, sessions.connect, sessions.close)
+        lane_set = lanes.Lanes(2, sessions.connect, sessions.close)
         done, _pending = _run(lane_set, [_job(i) for i in range(4)])
         lane_set.close()
     by_index = {job.data: job.results[0] for job in done}
@@ -166,7 +169,7 @@ def test_no_session_at_all():
     def refuse():
         raise smtplib.SMTPConnectError(421, b"4.3.2 Not now")
 
-    lane_set = lanes.Lanes(None, 3, refuse, lambda session: None)
+    lane_set = lanes.Lanes(3, refuse, lambda session: None)
     assert lane_set.has_room()
     assert not lane_set.submit(_job(0))
     assert not lane_set.has_room() and lane_set.busy == 0
