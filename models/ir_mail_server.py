@@ -779,19 +779,6 @@ class IrMailServer(models.Model):
         )
         return decision.smtp_from
 
-    def _count_policy_bounce(self, reason):
-        """A receiving server refused a mail this server sent because of the
-        sender: counted here, not against the recipient."""
-        if self:
-            # one statement: two reports processed at once both count
-            self.env.cr.execute(
-                "UPDATE ir_mail_server SET policy_bounce_count = "
-                "COALESCE(policy_bounce_count, 0) + 1, last_policy_bounce = %s "
-                "WHERE id IN %s",
-                ((reason or "")[:500], tuple(self.ids)),
-            )
-            self.invalidate_recordset(["policy_bounce_count", "last_policy_bounce"])
-
     @api.model
     def send_email(
         self,

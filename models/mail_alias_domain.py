@@ -361,15 +361,3 @@ class MailAliasDomain(models.Model):
             verdict, envelope_from, key[:1].alias_domain_id.name if key else ""
         )
         return text, verdict.rejected
-
-    def _count_policy_bounce(self, reason):
-        """A mail from this domain was refused because of the sender."""
-        if self:
-            # one statement: two reports processed at once both count
-            self.env.cr.execute(
-                "UPDATE mail_alias_domain SET policy_bounce_count = "
-                "COALESCE(policy_bounce_count, 0) + 1, last_policy_bounce = %s "
-                "WHERE id IN %s",
-                ((reason or "")[:500], tuple(self.ids)),
-            )
-            self.invalidate_recordset(["policy_bounce_count", "last_policy_bounce"])

@@ -1,6 +1,7 @@
 import logging
 
 from odoo import api, models, tools
+from odoo.tools import SQL
 
 from ..tools import bounce
 
@@ -106,9 +107,30 @@ class MailThread(models.AbstractModel):
                 bounced_message.record_alias_domain_id if bounced_message else False
             ) or self._get_bounce_alias_domain(message_dict)
             reason = bounce.describe(entry, translate=self.env._)
-            log.mail_server_id._count_policy_bounce(reason)
+            self._count_policy_bounce(log.mail_server_id, reason)
             if alias_domain:
-                alias_domain._count_policy_bounce(reason)
+                self._count_policy_bounce(alias_domain, reason)
+
+    @api.model
+    def _count_policy_bounce(self, records, reason):
+        """A receiving server refused a mail because of its sender: counted
+        on the server that sent it and on its domain, not against the
+        recipient (``policy_bounce_count`` of ir.mail_server and
+        mail.alias.domain)."""
+        if not records:
+            return
+        # one statement: two reports processed at once both count
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET policy_bounce_count = "
+                "COALESCE(policy_bounce_count, 0) + 1, last_policy_bounce = %s "
+                "WHERE id IN %s",
+                SQL.identifier(records._table),
+                (reason or "")[:500],
+                tuple(records.ids),
+            )
+        )
+        records.invalidate_recordset(["policy_bounce_count", "last_policy_bounce"])
 
     @api.model
     def _get_bounce_alias_domain(self, message_dict):
