@@ -47,6 +47,9 @@ class MailOutboundRoutingPreview(models.TransientModel):
         required=True,
     )
     result_server = fields.Char("Server", compute="_compute_result")
+    result_server_id = fields.Many2one(
+        "ir.mail_server", string="Server", compute="_compute_result"
+    )
     result_email_from = fields.Char("From Sent", compute="_compute_result")
     result_envelope_from = fields.Char("Envelope Sender", compute="_compute_result")
     result_reply_to = fields.Char("Reply-To", compute="_compute_result")
@@ -115,6 +118,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
             preview.result_server = decision.server_name or _(
                 "Command-line server (odoo-bin options)"
             )
+            preview.result_server_id = decision.server_id or False
             preview.result_email_from = decision.header_from
             preview.result_envelope_from = decision.envelope_from
             preview.result_reply_to = decision.reply_to
@@ -126,6 +130,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
         self.update(
             {
                 "result_server": False,
+                "result_server_id": False,
                 "result_email_from": False,
                 "result_envelope_from": False,
                 "result_reply_to": False,

@@ -10,19 +10,15 @@ class MailOutboundRoutingPreview(models.TransientModel):
     result_dmarc = fields.Text("DMARC", compute="_compute_result_dmarc")
     result_dmarc_reject = fields.Boolean(compute="_compute_result_dmarc")
 
-    @api.depends("result_email_from", "result_envelope_from", "result_server")
+    @api.depends("result_email_from", "result_envelope_from", "result_server_id")
     def _compute_result_dmarc(self):
         AliasDomain = self.env["mail.alias.domain"]
         for preview in self:
-            server = (
-                self.env["ir.mail_server"]
-                .sudo()
-                .search([("name", "=", preview.result_server)], limit=1)
-                if preview.result_server
-                else None
-            )
             text, rejected = AliasDomain._get_dmarc_summary(
-                preview.result_email_from, preview.result_envelope_from, server
+                preview.result_email_from,
+                preview.result_envelope_from,
+                # the server the decision named, not one found by its name
+                preview.result_server_id.sudo() or None,
             )
             preview.result_dmarc = text
             preview.result_dmarc_reject = rejected
