@@ -48,7 +48,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
     )
     result_server = fields.Char("Server", compute="_compute_result")
     result_server_id = fields.Many2one(
-        "ir.mail_server", string="Server", compute="_compute_result"
+        "ir.mail_server", string="Routed Through", compute="_compute_result"
     )
     result_email_from = fields.Char("From Sent", compute="_compute_result")
     result_envelope_from = fields.Char("Envelope Sender", compute="_compute_result")
