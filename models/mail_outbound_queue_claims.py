@@ -21,6 +21,14 @@ from ..tools import delivery
 _logger = logging.getLogger(__name__)
 
 
+def partner_ids_of(success_pids):
+    """The ids of the served partners core's ``_send`` collected: records
+    (``_prepare_outgoing_list``'s ``partner_id``) or ids, falsy ones out."""
+    return [
+        getattr(partner, "id", partner) for partner in success_pids or () if partner
+    ]
+
+
 class MailOutboundQueue(models.AbstractModel):
     _inherit = "mail.outbound.queue"
 
@@ -148,7 +156,10 @@ class MailOutboundQueue(models.AbstractModel):
         until :meth:`_flush_handovers`, which they call before any session
         takes another mail: the records of the mails finished meanwhile go
         in one synchronous commit."""
-        partners = json.dumps([pid for pid in success_pids if pid])
+        # core's ``_send`` collects ``res.partner`` records (its
+        # ``_prepare_outgoing_list`` gives each message its partner), the
+        # parallel sessions the same: the journal keeps their ids
+        partners = json.dumps(partner_ids_of(success_pids))
         rows = [
             (
                 mail_id,
@@ -287,6 +298,7 @@ class MailOutboundQueue(models.AbstractModel):
             (list(claims),),
         )
         handovers = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        Partner = self.env["res.partner"].sudo()
         mails = Mail.browse({i for _claim, ids, _width in marks for i in ids}).exists()
         pending = set(
             mails.filtered(
@@ -326,9 +338,12 @@ class MailOutboundQueue(models.AbstractModel):
                     ),
                     now,
                 )
-            # core's own post-processing: notifications, auto-delete
+            # core's own post-processing: notifications, auto-delete. Core
+            # tells a served recipient's notification by its partner record
+            # (``notif.res_partner_id not in success_pids``): records again
+            served = list(Partner.browse(partner_ids or []))
             mail.with_context(mail_outbound_tracker=None)._postprocess_sent_message(
-                partner_ids or [], failure_reason=reason, failure_type=failure_type
+                served, failure_reason=reason, failure_type=failure_type
             )
         interrupted = Mail.browse(interrupted_ids)
         if interrupted:
