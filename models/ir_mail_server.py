@@ -652,10 +652,12 @@ class IrMailServer(models.Model):
                         failure=failure,
                     )
                 )
-                candidate._record_server_failure(failure, now)
+                candidate._record_server_failure(
+                    failure, now, apart=tracker.strategy.commits
+                )
                 first_error = first_error or (failure, error)
                 continue
-            candidate._record_server_success()
+            candidate._record_server_success(apart=tracker.strategy.commits)
             if candidate != server:
                 tracker.failover = (server.id, candidate.id)
             if connection is not None:

@@ -9,7 +9,6 @@ SQL so that two workers failing at once both count.
 """
 
 import logging
-import threading
 
 import psycopg2
 
@@ -31,16 +30,20 @@ class IrMailServer(models.Model):
             cooldown=get("mail_outbound.circuit_cooldown"),
         )
 
-    def _record_server_failure(self, failure, now):
+    def _record_server_failure(self, failure, now, apart=False):
+        """One more failure of this server. ``apart``: counted on a short
+        transaction of its own (a run that commits, ``tools/journal.py``);
+        else in the current one (a run in its caller's transaction: another
+        connection could not see a server it created, would wait for a row
+        it changed until it ends, and would keep a count it rolls back)."""
         self.ensure_one()
         policy = self._get_circuit_policy()
         error = (failure.text or "")[:500]
-        circuit = self._write_circuit_apart(
+        circuit = apart and self._write_circuit_apart(
             lambda cr: self._count_failure_sql(cr, error, now, policy)
         )
-        if circuit is None:
-            # the current transaction is the only place (see
-            # _can_write_circuit_apart)
+        if not circuit:
+            # the current transaction is the only place
             failures, open_until = delivery.circuit_after_failure(
                 self.delivery_failures, now, policy
             )
@@ -61,12 +64,12 @@ class IrMailServer(models.Model):
             else "",
         )
 
-    def _record_server_success(self):
+    def _record_server_success(self, apart=False):
         self.ensure_one()
         if not (self.delivery_failures or self.unhealthy_until):
             return
-        circuit = self._write_circuit_apart(self._reset_circuit_sql)
-        if circuit is None:
+        circuit = apart and self._write_circuit_apart(self._reset_circuit_sql)
+        if not circuit:
             self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
 
     def _count_failure_sql(self, cr, error, now, policy):
@@ -108,23 +111,11 @@ class IrMailServer(models.Model):
             return None
         return {"delivery_failures": 0, "unhealthy_until": False}
 
-    def _can_write_circuit_apart(self):
-        """Whether a connection of its own may write the circuit.
-
-        Not in the thread of Odoo's test runner (marked ``testing``, the
-        mark that also turns core's queue commits off): its data lives in a
-        transaction never committed, which another connection cannot see,
-        and whose changed rows it would wait for until the tests end.
-        """
-        return not getattr(threading.current_thread(), "testing", False)
-
     def _write_circuit_apart(self, write):
         """Run ``write(cr)`` on a short transaction of its own, committed at
         once; put the values it returns in this transaction's cache (its
         snapshot predates them). None when that cannot be done: the caller
         writes in the current transaction."""
-        if not self._can_write_circuit_apart():
-            return None
         # values of this transaction not yet written would be overwritten
         self.flush_recordset(
             ["delivery_failures", "unhealthy_until", "last_delivery_error"]

@@ -1,9 +1,10 @@
 """ir.mail_server: how many SMTP sessions the queue may open to it at once."""
 
 import logging
+import sys
 from email.utils import getaddresses
 
-from odoo import _, api, fields, models, modules
+from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools import delivery, lanes
@@ -21,13 +22,38 @@ LANE_SAFE_SEND_EMAIL = ("base", "mail_outbound")
 
 def overriding_modules(model, method, allowed):
     """The modules, other than ``allowed``, whose class of ``model`` defines
-    ``method``. A class's own ``_module``: the registry's class has none, and
-    a test double patched onto it is an override like any other."""
-    return [
-        vars(klass).get("_module") or klass.__name__
-        for klass in type(model).__mro__
-        if method in vars(klass) and vars(klass).get("_module") not in allowed
-    ]
+    ``method``, and the classes whose ``method`` was replaced after their
+    module defined it.
+
+    A class's own ``_module``: the registry's class has none, and a test
+    double patched onto it is an override like any other. A function put
+    in the place of an allowed module's own one at run time (a wrapper, a
+    monkey patch, the test doubles Odoo's mail tests patch onto core's
+    ``send_email`` and ``_send``) is one too: the lanes would stand in for
+    the code it replaced and bypass it.
+    """
+    found = []
+    for klass in type(model).__mro__:
+        function = vars(klass).get(method)
+        if function is None:
+            continue
+        module = vars(klass).get("_module")
+        if module not in allowed:
+            found.append(module or klass.__name__)
+        elif not _defined_in_module_of(function, klass):
+            found.append(f"{module} ({method} replaced)")
+    return found
+
+
+def _defined_in_module_of(function, klass):
+    """Whether ``function`` is the one ``klass``'s own source file defines."""
+    code = getattr(function, "__code__", None)
+    module = sys.modules.get(klass.__module__)
+    return (
+        code is not None
+        and module is not None
+        and code.co_filename == getattr(module, "__file__", None)
+    )
 
 
 class IrMailServer(models.Model):
@@ -64,14 +90,14 @@ class IrMailServer(models.Model):
 
     @api.model
     def _get_lane_blockers(self):
-        """Why the queue must hand mails over through ``send_email``.
+        """Why the queue must hand mails over through ``send_email``: a
+        module overriding it (OCA mail_tracking records each message there)
+        must see every message.
 
-        In a test that has not switched SMTP on, core skips the sending in
-        ``send_email``; a module overriding ``send_email`` (OCA
-        mail_tracking records each message there) must see every message.
+        Core's own "do not send" switch needs no check here: while it is
+        on, core's ``connect`` opens no session, and without a session the
+        queue never opens lanes (``mail.outbound.queue._get_lane_width``).
         """
-        if modules.module.current_test:
-            return ["test mode"]
         return overriding_modules(self, "send_email", LANE_SAFE_SEND_EMAIL)[:1]
 
     def _get_lane_ticket(self, tracker, smtp_from):

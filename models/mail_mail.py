@@ -159,7 +159,8 @@ class MailMail(models.Model):
         limit = self._get_delivery_limiter()
         tracker = self.env.context.get("mail_outbound_tracker")
         claim = self.env.context.get("mail_outbound_claim")
-        mark = self.env.context.get("mail_outbound_mark_before_send")
+        # a queue run marks each batch before it goes to a server
+        mark = tracker is not None and bool(tracker.claim)
         for (
             _server_id,
             alias_domain_id,

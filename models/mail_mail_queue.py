@@ -2,7 +2,6 @@
 is mail.outbound.queue (claims, settlement: mail_outbound_queue_claims.py)."""
 
 import logging
-import threading
 import uuid
 
 from odoo import _, api, models
@@ -36,12 +35,11 @@ class MailMail(models.Model):
         # a system service: an administrator runs it as the cron does
         self = self.sudo()  # noqa: PLW0642
         Queue = self.env["mail.outbound.queue"]
-        testing = getattr(threading.current_thread(), "testing", False)
         token = uuid.uuid4().hex
         Queue._recover_claims()
+        # committed by the run's strategy before its first mail leaves
+        # (``send``): core's ``auto_commit`` says whether it really commits
         claimed = Queue._claim_for_sending(token, ids, batch_size)
-        if not testing:
-            self.env.cr.commit()  # pylint: disable=invalid-commit
         if not claimed:
             return None
         try:

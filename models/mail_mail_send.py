@@ -10,7 +10,7 @@ import psycopg2
 
 from odoo import fields, models, tools
 
-from ..tools import delivery
+from ..tools import delivery, journal
 from . import queue_log
 
 _logger = logging.getLogger(__name__)
@@ -33,15 +33,17 @@ class MailMail(models.Model):
             )
         queue_log.quiet_core_error(False)
         tracker = delivery.AttemptTracker()
+        # core's auto_commit (True under the cron, False in a caller's
+        # transaction) chooses how the run commits; the steps are the same
+        tracker.strategy = journal.strategy_for(auto_commit)
         tracker.claim = self.env.context.get("mail_outbound_claim")
-        if auto_commit is True and tracker.claim:
+        if tracker.claim:
             tracker.commit_every = self.env["mail.outbound.queue"]._get_commit_every()
-            # claimed just before this send (process_email_queue)
+            # claimed just before this send (process_email_queue): the claim
+            # holds before the first mail leaves
             tracker.claim_renewed = fields.Datetime.now()
-        mails = self.with_context(
-            mail_outbound_tracker=tracker,
-            mail_outbound_mark_before_send=auto_commit is True,
-        )
+            tracker.strategy.commit(self.env.cr, self.env)
+        mails = self.with_context(mail_outbound_tracker=tracker)
         Queue = mails.env["mail.outbound.queue"]
         try:
             result = super(MailMail, mails).send(
@@ -70,8 +72,8 @@ class MailMail(models.Model):
             raise
         finally:
             Queue._stop_lanes(mails)
-            if tracker.side_cursor is not None:
-                tracker.side_cursor.close()
+            if tracker.journal is not None:
+                tracker.journal.close()
             self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
 
     def _send(
@@ -99,7 +101,7 @@ class MailMail(models.Model):
         """
         tracker = self.env.context.get("mail_outbound_tracker")
         every = tracker.commit_every if tracker is not None else 0
-        if auto_commit is True and every:
+        if every:
             Queue = self.env["mail.outbound.queue"]
             width = Queue._get_lane_width(self, smtp_session)
             if width > 1:
@@ -111,7 +113,7 @@ class MailMail(models.Model):
                     mail_server=mail_server,
                     post_send_callback=post_send_callback,
                 )
-        if auto_commit is not True or not every:
+        if not every:
             return super()._send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
@@ -154,7 +156,7 @@ class MailMail(models.Model):
         synchronously, like the batch marks (see ``_mark_batch``), so that it
         survives a crash of PostgreSQL too.
         """
-        if tracker.side_cursor is None:
+        if tracker.journal is None:
             return
         self.env["mail.outbound.queue"]._record_handover_values(
             tracker,

@@ -8,7 +8,6 @@ its claim; a dead or failed run's marks and records are settled by the
 next one. ``mail.mail.process_email_queue`` and ``send`` delegate here.
 """
 
-import json
 import logging
 from datetime import timedelta
 
@@ -16,17 +15,9 @@ import psycopg2
 
 from odoo import _, api, fields, models, sql_db
 
-from ..tools import delivery
+from ..tools import delivery, journal
 
 _logger = logging.getLogger(__name__)
-
-
-def partner_ids_of(success_pids):
-    """The ids of the served partners core's ``_send`` collected: records
-    (``_prepare_outgoing_list``'s ``partner_id``) or ids, falsy ones out."""
-    return [
-        getattr(partner, "id", partner) for partner in success_pids or () if partner
-    ]
 
 
 class MailOutboundQueue(models.AbstractModel):
@@ -100,18 +91,14 @@ class MailOutboundQueue(models.AbstractModel):
         batch, committed synchronously: the mark must outlive a dead worker
         and a crash of PostgreSQL itself.
         """
-        if tracker.side_cursor is None:
-            # one connection for the whole run
-            tracker.side_cursor = sql_db.db_connect(self.env.cr.dbname).cursor()
-            # whatever the server's default: a record lost in a crash of
-            # PostgreSQL is a mail sent twice (one WAL flush per hand-over)
-            tracker.side_cursor.execute("SET synchronous_commit TO on")
-        tracker.side_cursor.execute(
-            "INSERT INTO mail_outbound_batch (claim, mail_ids, width, since) "
-            "VALUES (%s, %s::jsonb, %s, now() AT TIME ZONE 'UTC')",
-            (claim, json.dumps(list(mail_ids)), max(1, int(width or 1))),
-        )
-        tracker.side_cursor.commit()
+        if tracker.journal is None:
+            # one journal for the whole run: under the cron a connection of
+            # its own (tools/journal.py)
+            dbname = self.env.cr.dbname
+            tracker.journal = tracker.strategy.open_journal(
+                lambda: sql_db.db_connect(dbname).cursor(), self.env.cr
+            )
+        tracker.journal.mark_batch(claim, mail_ids, width)
 
     @api.model
     def _commit_chunk(self, tracker):
@@ -140,7 +127,7 @@ class MailOutboundQueue(models.AbstractModel):
             Mail.invalidate_model(["delivery_claim_date"])
             tracker.claim_renewed = now
         try:
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+            tracker.strategy.commit(self.env.cr, self.env)
         except psycopg2.Error:
             tracker.logs[:0] = logs
             raise
@@ -159,15 +146,8 @@ class MailOutboundQueue(models.AbstractModel):
         # core's ``_send`` collects ``res.partner`` records (its
         # ``_prepare_outgoing_list`` gives each message its partner), the
         # parallel sessions the same: the journal keeps their ids
-        partners = json.dumps(partner_ids_of(success_pids))
         rows = [
-            (
-                mail_id,
-                bool(delivered),
-                partners,
-                failure_type or None,
-                reason if failure_type else None,
-            )
+            journal.handover_row(mail_id, delivered, success_pids, failure_type, reason)
             for mail_id in mail_ids
         ]
         if tracker.handover_buffer is not None:
@@ -183,23 +163,7 @@ class MailOutboundQueue(models.AbstractModel):
 
     @api.model
     def _write_handovers(self, tracker, rows):
-        mail_ids, delivered, partners, failure_types, reasons = zip(*rows, strict=True)
-        tracker.side_cursor.execute(
-            "INSERT INTO mail_outbound_handover "
-            "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
-            "SELECT %s, mail_id, delivered, partners::jsonb, failure_type, reason "
-            "FROM unnest(%s::int[], %s::bool[], %s::text[], %s::text[], %s::text[]) "
-            "AS row(mail_id, delivered, partners, failure_type, reason)",
-            (
-                tracker.claim,
-                list(mail_ids),
-                list(delivered),
-                list(partners),
-                list(failure_types),
-                list(reasons),
-            ),
-        )
-        tracker.side_cursor.commit()
+        tracker.journal.write_handovers(tracker.claim, rows)
 
     @api.model
     def _release_claims(self, token):
@@ -383,19 +347,23 @@ class MailOutboundQueue(models.AbstractModel):
         and the next run settles them once the claim expires
         (``_release_claims`` leaves them).
         """
+        if not tracker.strategy.commits:
+            # the journal was written in the lost transaction: the caller's
+            # rollback takes the whole run with it, nothing is left to settle
+            return
         if handing_over is None:
             # no attempt yet for the mail in hand: its hand-over never started
             handing_over = bool(tracker.attempts)
-        self.env.cr.rollback()
+        tracker.strategy.rollback(self.env.cr)
         try:
             self._settle_interrupted([tracker.claim], handing_over=handing_over)
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+            tracker.strategy.commit(self.env.cr)
         except psycopg2.Error:
             _logger.exception(
                 "Mail queue: could not record the mails already delivered; "
                 "they are settled by a later run once the claim expires"
             )
-            self.env.cr.rollback()
+            tracker.strategy.rollback(self.env.cr)
 
     @api.model
     def _count_due(self):

@@ -14,3 +14,4 @@ from . import test_tour
 from . import test_traffic
 from . import test_sending_domain
 from . import test_parallel_sessions
+from . import test_core_pins

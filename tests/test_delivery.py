@@ -129,7 +129,24 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
 
     def test_connection_dropped_after_data(self):
-        """Issue #15: the server may have it; never sent again by itself."""
+        """Issue #15: the server may have it; never sent again by itself.
+        The other mails go on the queue's other sessions."""
+        self.smtp_primary.script("data", action="accept_close", match="rcpt0@")
+        mails = self.create_mails(3)
+        self.run_queue(mails)
+        self.received(self.smtp_primary, 3)
+        self.assertEqual(mails[0].state, "exception")
+        self.assertTrue(mails[0].delivery_maybe_delivered)
+        self.assertIn("may have been delivered", mails[0].failure_reason)
+        self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
+        self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.run_queue(mails)
+        self.received(self.smtp_primary, 3)  # nothing sent twice
+
+    def test_connection_dropped_after_data_on_one_session(self):
+        """Parallel Connections 1: core's loop, whose batch stops with the
+        session."""
+        self.primary.parallel_connections = 1
         self.smtp_primary.script("data", action="accept_close", times=1)
         mails = self.create_mails(3)
         self.run_queue(mails)
@@ -224,10 +241,13 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertIn("451 4.7.1 Still busy", mail.failure_reason)
 
     def test_partial_delivery_is_not_retried(self):
+        # core sends one message per partner, in the partners' order as the
+        # database gives it (the queue's commits empty the cache): the
+        # refused one last, after one was accepted
         partners = self.env["res.partner"].create(
             [
-                {"name": "Ok", "email": "ok@destination.example"},
-                {"name": "Later", "email": "later@destination.example"},
+                {"name": "A Ok", "email": "ok@destination.example"},
+                {"name": "Z Later", "email": "later@destination.example"},
             ]
         )
         self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="later@")

@@ -35,7 +35,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         now = fields.Datetime.now()
 
         def fail(server):
-            server._record_server_failure(self.connection_failure(), now)
+            server._record_server_failure(self.connection_failure(), now, apart=True)
             server.env.flush_all()
 
         # the first worker's queue transaction stays open
@@ -56,7 +56,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertEqual(first_server.unhealthy_until, now + timedelta(seconds=300))
         self.assertTrue(delivery.circuit_is_open(first_server.unhealthy_until, now))
         # a success elsewhere resets it, without waiting for the first worker
-        self.run_as_worker(second_server._record_server_success)
+        self.run_as_worker(lambda: second_server._record_server_success(apart=True))
         second.flush_all()
         second.cr.commit()
         first.cr.rollback()
@@ -291,7 +291,7 @@ class TestQueueCommits(MailOutboundCommitCase):
         threading.Timer(0.5, other.commit).start()
         self.run_as_worker(
             lambda: server._record_server_failure(
-                self.connection_failure(), fields.Datetime.now()
+                self.connection_failure(), fields.Datetime.now(), apart=True
             )
         )
         worker.flush_all()

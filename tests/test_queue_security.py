@@ -3,9 +3,11 @@ attacker or a typo would meet them."""
 
 from unittest.mock import patch
 
-from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
+
+from odoo.addons.base.models.ir_mail_server import IrMailServer as CoreIrMailServer
+from odoo.addons.mail.models.mail_mail import MailMail as CoreMailMail
 
 from .common import MailOutboundSmtpCase
 
@@ -132,11 +134,24 @@ class TestQueueSecurity(MailOutboundSmtpCase):
         Servers = self.env["ir.mail_server"]
         expected = ["mail_tracking"] if "mail.tracking.email" in self.env else []
         self.assertEqual(Servers._get_lane_blockers(), expected)
-        with patch.object(modules.module, "current_test", True):
-            self.assertEqual(Servers._get_lane_blockers(), ["test mode"])
-        # a test double of send_email (Odoo's own mail tests patch it so)
+        # a test double of send_email on the registry's class
         with patch.object(type(Servers), "send_email", lambda *a, **k: None):
             self.assertTrue(Servers._get_lane_blockers())
+        # ... and on core's own class, as Odoo's mail tests patch it
+        # (mock_mail_gateway): the lanes would bypass it
+        with patch.object(
+            CoreIrMailServer, "send_email", autospec=True, wraps=CoreIrMailServer
+        ):
+            self.assertEqual(
+                Servers._get_lane_blockers(), [*expected, "base (send_email replaced)"]
+            )
+        Queue = self.env["mail.outbound.queue"]
+        mails = self.env["mail.mail"]
+        self.assertEqual(Queue._get_send_overrides(mails), [])
+        with patch.object(CoreMailMail, "_send", autospec=True, wraps=CoreMailMail):
+            self.assertEqual(
+                Queue._get_send_overrides(mails), ["mail (_send replaced)"]
+            )
 
     def test_from_filter_nul_and_empty(self):
         for value, words in (

@@ -19,6 +19,8 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 
+from . import journal
+
 TEMPORARY, PERMANENT = "temporary", "permanent"
 
 # What became of one mail's attempt (see attempt_outcome).
@@ -326,7 +328,9 @@ class AttemptTracker:
         # the server dropped the batch's session at an earlier mail: the
         # current one was never tried
         self.session_lost = False
-        self.side_cursor = None  # the Odoo layer's connection for in-flight marks
+        # how the run commits and where its journal writes (tools.journal)
+        self.strategy = journal.IN_TRANSACTION
+        self.journal = None  # batch marks and hand-over records, once opened
         # the queue run's claim, and how many mails it commits at once (0:
         # not the queue, core's way, nothing to record on the side)
         self.claim = None

@@ -1,0 +1,178 @@
+"""Where a queue run writes what must outlive it, and how it commits.
+
+A queue run (``mail.mail.process_email_queue``) claims its mails, marks each
+batch before it goes to a server, records each finished mail, and commits
+its transaction every few mails. How it commits is a strategy chosen once,
+from core's own ``auto_commit`` argument, never from a test switch:
+
+- :data:`COMMITTING` (the cron: core passes ``auto_commit=True``): real
+  commits; the batch marks and hand-over records go to a connection of
+  their own (:class:`SideJournal`), each committed synchronously, so that
+  they outlive the queue's transaction, a dead worker and a crash of
+  PostgreSQL; the circuit breaker is counted on a short transaction apart.
+- :data:`IN_TRANSACTION` (core passes ``auto_commit=False``: a caller's
+  transaction, Odoo's test runner among them): the same steps in the same
+  order, the marks and records written on the run's own cursor
+  (:class:`Journal`), and a "commit" that flushes the ORM and empties its
+  cache, as a commit does, without ending the transaction. Nothing can
+  outlive it, so nothing needs settling apart when it fails.
+
+DB-API only, like OCA queue_job's ``jobrunner/runner.py``: the models give
+it a cursor or a function that opens one::
+
+    strategy = strategy_for(auto_commit)
+    journal = strategy.open_journal(open_side_cursor, env.cr)
+    journal.mark_batch(claim, [3, 1, 2], width=4)
+    journal.write_handovers(claim, [handover_row(3, True, [partner], None, None)])
+    strategy.commit(env.cr, env)
+    journal.close()
+"""
+
+import json
+
+MARK_BATCH = (
+    "INSERT INTO mail_outbound_batch (claim, mail_ids, width, since) "
+    "VALUES (%s, %s::jsonb, %s, now() AT TIME ZONE 'UTC')"
+)
+WRITE_HANDOVERS = (
+    "INSERT INTO mail_outbound_handover "
+    "(claim, mail_id, delivered, partner_ids, failure_type, failure_reason) "
+    "SELECT %s, mail_id, delivered, partners::jsonb, failure_type, reason "
+    "FROM unnest(%s::int[], %s::bool[], %s::text[], %s::text[], %s::text[]) "
+    "AS row(mail_id, delivered, partners, failure_type, reason)"
+)
+
+
+def partner_ids_of(success_pids):
+    """The ids of the served partners core's ``_send`` collected: records
+    (``_prepare_outgoing_list`` gives each message its ``res.partner``) or
+    ids; falsy ones out.
+
+    >>> class Partner:
+    ...     id = 7
+    >>> partner_ids_of([Partner(), None, 9, False])
+    [7, 9]
+    """
+    return [
+        getattr(partner, "id", partner) for partner in success_pids or () if partner
+    ]
+
+
+def handover_row(mail_id, delivered, success_pids, failure_type, reason):
+    """One hand-over record, as :meth:`Journal.write_handovers` takes it.
+
+    >>> handover_row(5, 1, [3, None], "", "ignored")
+    (5, True, '[3]', None, None)
+    """
+    return (
+        mail_id,
+        bool(delivered),
+        json.dumps(partner_ids_of(success_pids)),
+        failure_type or None,
+        reason if failure_type else None,
+    )
+
+
+class Journal:
+    """Batch marks and hand-over records on the run's own cursor."""
+
+    # whether what it wrote survives the run's transaction
+    durable = False
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+
+    def mark_batch(self, claim, mail_ids, width=1):
+        self.cursor.execute(
+            MARK_BATCH, (claim, json.dumps(list(mail_ids)), max(1, int(width or 1)))
+        )
+        self._written()
+
+    def write_handovers(self, claim, rows):
+        if not rows:
+            return
+        mail_ids, delivered, partners, failure_types, reasons = zip(*rows, strict=True)
+        self.cursor.execute(
+            WRITE_HANDOVERS,
+            (
+                claim,
+                list(mail_ids),
+                list(delivered),
+                list(partners),
+                list(failure_types),
+                list(reasons),
+            ),
+        )
+        self._written()
+
+    def _written(self):
+        """The run's transaction carries it."""
+
+    def close(self):
+        """The run's cursor is not the journal's to close."""
+
+
+class SideJournal(Journal):
+    """Batch marks and hand-over records on a connection of their own, each
+    committed synchronously: the mark must outlive a dead worker and a crash
+    of PostgreSQL itself (a record lost then is a mail sent twice)."""
+
+    durable = True
+
+    def __init__(self, cursor):
+        super().__init__(cursor)
+        # whatever the server's default: one WAL flush per record
+        self.cursor.execute("SET synchronous_commit TO on")
+
+    def _written(self):
+        self.cursor.commit()
+
+    def close(self):
+        self.cursor.close()
+
+
+class CommitStrategy:
+    """How a run commits, where its journal writes, where the circuit breaker
+    counts. ``commits``: the run's transaction really ends at each commit."""
+
+    commits = True
+
+    def open_journal(self, connect, cursor):
+        """``connect()`` opens a connection of the run's own; ``cursor`` is
+        the run's transaction."""
+        return SideJournal(connect())
+
+    def commit(self, cr, env=None):
+        cr.commit()
+
+    def rollback(self, cr):
+        cr.rollback()
+
+
+class InTransaction(CommitStrategy):
+    """The caller's transaction holds everything: a commit is a flush and an
+    emptied cache (what the next mails then read again, as after a commit),
+    the journal writes in the transaction, and a failed transaction takes
+    the whole run with it (nothing was written apart to settle)."""
+
+    commits = False
+
+    def open_journal(self, connect, cursor):
+        return Journal(cursor)
+
+    def commit(self, cr, env=None):
+        if env is not None:
+            env.flush_all()
+            env.invalidate_all()
+
+    def rollback(self, cr):
+        raise RuntimeError("a run in the caller's transaction does not roll back")
+
+
+COMMITTING = CommitStrategy()
+IN_TRANSACTION = InTransaction()
+
+
+def strategy_for(auto_commit):
+    """Core's ``auto_commit`` (True under the cron) names the strategy."""
+    return COMMITTING if auto_commit is True else IN_TRANSACTION
