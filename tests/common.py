@@ -18,6 +18,8 @@ Other modules reuse them::
             cls.smtp, cls.server = cls.start_smtp_server("Mine", "example.com")
 """
 
+import collections
+import contextlib
 import sys
 import threading
 import traceback
@@ -32,6 +34,7 @@ from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from ..tools import dns_check
 from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
+from .traffic import RealTraffic
 
 
 def mail_values(count=1, **values):
@@ -219,6 +222,48 @@ class MailOutboundSmtpCase(MailOutboundCase):
             [(a.display_name, a.addr_spec) for a in header.addresses],
             [(name, address)],
         )
+
+    @contextlib.contextmanager
+    def real_traffic(self, tag, **sizes):
+        """Odoo's real traffic (``tests/traffic.py``), queued through Odoo's
+        own APIs; yields the :class:`RealTraffic` with ``expected``, the
+        (Message-ID, recipient) pairs core is to deliver, read before the
+        queue runs. On leaving, the notifications of the chatter messages
+        must all be ``sent`` (as stock Odoo leaves them), but those the test
+        puts in ``traffic.refused`` (a recipient the server refused)."""
+        traffic = RealTraffic(self.env, tag=tag, **sizes)
+        traffic.queue_all()
+        traffic.expected = sorted(
+            (message_id, address)
+            for message_id, _subject, address in traffic.expected_pairs()
+        )
+        self.assertTrue(traffic.expected, "the traffic queued nothing")
+        traffic.refused = self.env["mail.notification"]
+        yield traffic
+        notifications = self.env["mail.notification"].search(
+            [
+                ("mail_message_id", "in", traffic.messages.ids),
+                ("notification_type", "=", "email"),
+            ]
+        )
+        self.assertTrue(notifications)
+        self.assertEqual(
+            set((notifications - traffic.refused).mapped("notification_status")),
+            {"sent"},
+        )
+
+    def assertDeliveredOnce(self, smtp, expected):
+        """Every expected (Message-ID, recipient) pair, each exactly once."""
+        received = sorted(
+            (message["message"]["Message-Id"], rcpt.lower())
+            for message in smtp.messages
+            for rcpt in message["rcpt_tos"]
+        )
+        counts = collections.Counter(received)
+        self.assertEqual(
+            [pair for pair, count in counts.items() if count > 1], [], "received twice"
+        )
+        self.assertEqual(received, sorted(expected))
 
     def received(self, smtp, count=1):
         """The messages ``smtp`` received, checking how many there are."""

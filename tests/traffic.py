@@ -225,7 +225,7 @@ class RealTraffic:
         """A mailing to a list of ``mailing_size`` contacts, with a tracked
         link, launched as the Send button does and generated as the mailing
         cron does (no mail sent: the force-send limit is 0 meanwhile)."""
-        if self.mailings is None:
+        if self.mailings is None or not self.mailing_size:
             return None
         mailing_list = self.env["mailing.list"].create({"name": f"{self.tag} list"})
         self.env["mailing.contact"].create(
