@@ -13,6 +13,7 @@ from odoo.osv import expression
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 from ..tools import addresses, delivery, lanes, ports, routing, smtp_diagnosis
+from ..tools.run import Failover
 from . import queue_log
 
 _logger = logging.getLogger(__name__)
@@ -582,11 +583,11 @@ class IrMailServer(models.Model):
     ):
         """Refuse a blocked port; in the queue, fail over to a healthy server.
 
-        ``mail.mail.send`` puts an :class:`~..tools.delivery.AttemptTracker`
-        in the context. Then a server that cannot be reached or refuses the
+        ``mail.mail.send`` puts its :class:`~..tools.run.QueueRun` in the
+        context. Then a server that cannot be reached or refuses the
         login counts a failure in its circuit breaker, and the next server
         carrying the same kind of mail is tried, with a From it may send
-        (the routing's rule for a named server). Without a tracker (direct
+        (the routing's rule for a named server). Without a run (direct
         calls, Test Connection), core's behaviour: one server, or an error.
         """
         kwargs = {
@@ -601,22 +602,22 @@ class IrMailServer(models.Model):
             "smtp_debug": smtp_debug,
             "allow_archived": allow_archived,
         }
-        tracker = self.env.context.get("mail_outbound_tracker")
+        run = self.env.context.get("mail_outbound_run")
         server = self.sudo().browse(mail_server_id) if mail_server_id else self.browse()
-        if tracker is not None:
+        if run is not None:
             # one connect per batch: what the previous batch met is over
-            tracker.start_batch()
-            ticket = server._get_lane_ticket(tracker, smtp_from) if server else None
+            run.start_batch()
+            ticket = server._get_lane_ticket(run, smtp_from) if server else None
             if ticket is not None:
                 return ticket
-        if not server or tracker is None:
+        if not server or run is None:
             if server and server.exists() and server._is_port_blocked():
                 raise UserError(server._blocked_port_message())
             try:
                 return super().connect(mail_server_id=mail_server_id, **kwargs)
             except Exception as error:
-                if tracker is not None:
-                    tracker.connect_failure = delivery.classify(error)
+                if run is not None:
+                    run.batch.connect_failure = delivery.classify(error)
                 raise
         now = fields.Datetime.now()
         first_error = None
@@ -629,9 +630,7 @@ class IrMailServer(models.Model):
             if candidate._is_port_blocked():
                 # a configuration problem of that server: try the next one
                 blocked = candidate._blocked_port_message()
-                failure = delivery.Failure(
-                    delivery.TEMPORARY, 0, blocked, "connect", True, "mail_smtp"
-                )
+                failure = delivery.Failure.unreachable(blocked)
                 first_error = first_error or (failure, UserError(blocked))
                 continue
             try:
@@ -643,7 +642,7 @@ class IrMailServer(models.Model):
                 failure = delivery.classify(error)
                 if not failure.server_health:
                     raise
-                tracker.skipped.append(
+                run.batch.skipped.append(
                     delivery.Attempt(
                         server_id=candidate.id,
                         ok=False,
@@ -653,29 +652,24 @@ class IrMailServer(models.Model):
                     )
                 )
                 candidate._record_server_failure(
-                    failure, now, apart=tracker.strategy.commits
+                    failure, now, apart=run.strategy.commits
                 )
                 first_error = first_error or (failure, error)
                 continue
-            candidate._record_server_success(apart=tracker.strategy.commits)
+            candidate._record_server_success(apart=run.strategy.commits)
             if candidate != server:
-                tracker.failover = (server.id, candidate.id)
+                run.batch.failover = Failover(server.id, candidate.id)
             if connection is not None:
                 self._track_session(connection, candidate)
             return connection
         if first_error is None:
             # every server of this kind is resting after failures
-            failure = delivery.Failure(
-                delivery.TEMPORARY,
-                0,
-                _("Every server for this mail is paused after repeated failures."),
-                "connect",
-                True,
-                "mail_smtp",
+            failure = delivery.Failure.unreachable(
+                _("Every server for this mail is paused after repeated failures.")
             )
-            tracker.connect_failure = failure
+            run.batch.connect_failure = failure
             raise UserError(failure.text)
-        tracker.connect_failure = first_error[0]
+        run.batch.connect_failure = first_error[0]
         raise first_error[1]
 
     def _track_session(self, connection, server):
@@ -798,7 +792,7 @@ class IrMailServer(models.Model):
     ):
         """Core's send_email, routed, and in the queue each hand-over logged.
 
-        In the queue (a tracker in the context, a session open), each call is
+        In the queue (a run in the context, a session open), each call is
         recorded with the server's reply, for the delivery log and for the
         mail's deferral or failure.
         """
@@ -814,15 +808,15 @@ class IrMailServer(models.Model):
             "smtp_debug": smtp_debug,
             "smtp_session": smtp_session,
         }
-        tracker = self.env.context.get("mail_outbound_tracker")
-        if tracker is None or smtp_session is None:
+        run = self.env.context.get("mail_outbound_run")
+        if run is None or smtp_session is None:
             return self._send_email_routed(message, **kwargs)
         if getattr(
             smtp_session, "mail_outbound_server_id", None
         ) and lanes.session_is_dead(smtp_session):
             # dropped by the server at an earlier mail of this batch: this
             # one was never tried; core aborts the batch, it stays queued
-            tracker.session_lost = True
+            run.batch.session_lost = True
             queue_log.quiet_core_error(True)
             raise smtplib.SMTPServerDisconnected("session lost at an earlier mail")
         queue_log.quiet_core_error(False)
@@ -841,7 +835,7 @@ class IrMailServer(models.Model):
             )
             # a temporary failure is deferred and logged once as a WARNING
             queue_log.quiet_core_error(attempt.failure.temporary)
-            tracker.record(attempt)
+            run.batch.record(attempt)
             raise
         code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
         email_from, envelope_from = getattr(
@@ -855,7 +849,7 @@ class IrMailServer(models.Model):
             envelope_from=envelope_from,
             duration_ms=_elapsed_ms(started),
         )
-        tracker.record(self._prepare_attempt(server_id, recipients, sent))
+        run.batch.record(self._prepare_attempt(server_id, recipients, sent))
         return result
 
     @api.model

@@ -100,10 +100,10 @@ class IrMailServer(models.Model):
         """
         return overriding_modules(self, "send_email", LANE_SAFE_SEND_EMAIL)[:1]
 
-    def _get_lane_ticket(self, tracker, smtp_from):
+    def _get_lane_ticket(self, run, smtp_from):
         """The run's sessions to this server are open: the batch sends on
         them instead of opening one more (the server counts them all)."""
-        lane_set = tracker.lanes
+        lane_set = run.lanes
         if (
             lane_set is None
             or lane_set.key != self.id
@@ -126,7 +126,7 @@ class IrMailServer(models.Model):
         a server refusing more connections limits the lanes, it is not down.
         """
         self.ensure_one()
-        connection = self.with_context(mail_outbound_tracker=None).connect(
+        connection = self.with_context(mail_outbound_run=None).connect(
             mail_server_id=self.id, smtp_from=smtp_from
         )
         if connection is not None:

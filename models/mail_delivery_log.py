@@ -70,10 +70,10 @@ class MailDeliveryLog(models.Model):
     event_ids = fields.One2many("mail.delivery.event", "log_id", "Events")
 
     @api.model
-    def _write_attempts(self, tracker):
+    def _write_attempts(self, run):
         """Write the attempts a send collected, in one INSERT."""
-        if tracker.logs:
-            logs, tracker.logs = tracker.logs, []
+        if run.logs:
+            logs, run.logs = run.logs, []
             self._write_logs(logs)
 
     @api.model

@@ -4,6 +4,7 @@ from collections import defaultdict
 from odoo import api, fields, models, tools
 
 from ..tools import routing
+from ..tools.run import Decided
 
 _logger = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ class MailMail(models.Model):
     def _prepare_outgoing_list(
         self, mail_server=False, recipients_follower_status=None
     ):
-        tracker = self.env.context.get("mail_outbound_tracker")
-        if tracker is not None and len(self) == 1:
-            tracker.current_mail_id = self.id
+        run = self.env.context.get("mail_outbound_run")
+        if run is not None and len(self) == 1:
+            run.batch.current_mail_id = self.id
         emails = super()._prepare_outgoing_list(
             mail_server=mail_server,
             recipients_follower_status=recipients_follower_status,
@@ -157,10 +158,10 @@ class MailMail(models.Model):
         """
         decide = self._get_routing_decision_memo()
         limit = self._get_delivery_limiter()
-        tracker = self.env.context.get("mail_outbound_tracker")
+        run = self.env.context.get("mail_outbound_run")
         claim = self.env.context.get("mail_outbound_claim")
         # a queue run marks each batch before it goes to a server
-        mark = tracker is not None and bool(tracker.claim)
+        mark = run is not None and bool(run.claim)
         for (
             _server_id,
             alias_domain_id,
@@ -174,10 +175,10 @@ class MailMail(models.Model):
             per_decision = defaultdict(list)
             for mail in self.browse(batch_ids):
                 decision = decide(mail)
-                if tracker is not None:
+                if run is not None:
                     # what the log needs later, read now, before core's
                     # per-mail commits empty the cache
-                    tracker.decisions[mail.id] = (
+                    run.decisions[mail.id] = Decided(
                         decision,
                         mail._get_outbound_company().id,
                         mail.delivery_attempts,
@@ -201,9 +202,9 @@ class MailMail(models.Model):
                         ._get_lane_width()
                     )
                     self.env["mail.outbound.queue"]._mark_batch(
-                        tracker, claim, mail_ids, width
+                        run, claim, mail_ids, width
                     )
-                    tracker.batch_width = width
+                    run.batch_width = width
                 if mail_ids:
                     yield session_server_id, alias_domain_id, session_from, mail_ids
 

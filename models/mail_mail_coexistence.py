@@ -18,6 +18,8 @@ happened, without depending on any of them:
 
 from odoo import models
 
+from ..tools import delivery
+
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
@@ -25,17 +27,15 @@ class MailMail(models.Model):
     def _postprocess_sent_message(
         self, success_pids, failure_reason=False, failure_type=None
     ):
-        tracker = self.env.context.get("mail_outbound_tracker")
-        if tracker is None:
+        run = self.env.context.get("mail_outbound_run")
+        if run is None:
             return super()._postprocess_sent_message(
                 success_pids, failure_reason=failure_reason, failure_type=failure_type
             )
         # read before the queue's own post-processing takes them
-        failure = tracker.connect_failure or next(
-            (a.failure for a in reversed(tracker.attempts) if a.failure), None
-        )
-        failover = tracker.failover
-        swallowed = self._get_swallowed_failure(tracker.attempts, failure_type)
+        failure = delivery.last_failure(run.batch.attempts, run.batch.connect_failure)
+        failover = run.batch.failover
+        swallowed = self._get_swallowed_failure(run.batch.attempts, failure_type)
         if swallowed:
             success_pids, failure_type = [], swallowed.failure_type
             failure_reason = self._describe_failure(swallowed)
@@ -43,7 +43,7 @@ class MailMail(models.Model):
         if tracked and failover and not failure_type:
             # before core deletes the auto-delete mails (and unlinks their
             # trackings from them)
-            self._mail_tracking_failover(failover[1])
+            self._mail_tracking_failover(failover.to_server_id)
         result = super()._postprocess_sent_message(
             success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
@@ -61,7 +61,7 @@ class MailMail(models.Model):
         layer swallowed it: every attempt failed yet core saw no error."""
         if failure_type or not attempts or any(a.ok for a in attempts):
             return None
-        return next((a.failure for a in reversed(attempts) if a.failure), None)
+        return delivery.last_failure(attempts)
 
     def _mail_tracking_deferred(self, failure):
         """OCA mail_tracking: these mails are deferred, not in error.

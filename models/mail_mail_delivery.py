@@ -8,6 +8,7 @@ import logging
 from odoo import _, api, fields, models
 
 from ..tools import delivery
+from ..tools.run import Batch
 
 _logger = logging.getLogger(__name__)
 
@@ -21,19 +22,16 @@ class MailMail(models.Model):
         """Defer what failed temporarily, explain what failed for good, log.
 
         Core calls this once per mail after its sends, or once for a whole
-        batch whose connection failed. The tracker says what the servers
+        batch whose connection failed. The run says what the servers
         answered; core only saw an exception.
         """
-        tracker = self.env.context.get("mail_outbound_tracker")
-        if tracker is None:
+        run = self.env.context.get("mail_outbound_run")
+        if run is None:
             return super()._postprocess_sent_message(
                 success_pids, failure_reason=failure_reason, failure_type=failure_type
             )
-        attempts = tracker.take()
-        failure = tracker.connect_failure or next(
-            (attempt.failure for attempt in reversed(attempts) if attempt.failure),
-            None,
-        )
+        attempts = run.batch.take()
+        failure = delivery.last_failure(attempts, run.batch.connect_failure)
         delivered = bool(any(attempt.ok for attempt in attempts) or success_pids)
         outcome = delivery.attempt_outcome(
             failure if failure_type else None,
@@ -47,14 +45,14 @@ class MailMail(models.Model):
         )
         now = fields.Datetime.now()
         if failure_type and failure and outcome == delivery.DEFERRED:
-            if tracker.commit_every:
-                self._record_handover(tracker, False, success_pids, failure_type)
+            if run.commit_every:
+                self._record_handover(run, False, success_pids, failure_type)
             # nobody got it yet (or the setting accepts duplicates): safe to
             # try again later, as a whole
-            deferred = self._defer_delivery(failure, now, tracker)
+            deferred = self._defer_delivery(failure, now, run)
             failed = self - deferred
             if failed:
-                failed._fail_delivery_given_up(failure, now, tracker)
+                failed._fail_delivery_given_up(failure, now, run)
             return True
         # only SMTP and network failures are reworded: core's own reasons for
         # a malformed From or no recipient are already precise
@@ -70,35 +68,33 @@ class MailMail(models.Model):
                 }
             )
             failure_reason = reason
-        if tracker.commit_every:
+        if run.commit_every:
             # after the reason is written: a settlement reuses it
-            self._record_handover(
-                tracker, delivered or maybe, success_pids, failure_type
-            )
+            self._record_handover(run, delivered or maybe, success_pids, failure_type)
         for mail in self:
-            for skipped in tracker.skipped:
-                # the server this batch failed over from: its own log line
-                tracker.logs.extend(
+            for skipped in run.batch.take_skipped():
+                # the server this batch failed over from: its own log line,
+                # with the batch's first mail
+                run.logs.extend(
                     mail._prepare_delivery_log_values(
-                        [skipped], delivery.AttemptTracker(), "failed_over", now
+                        [skipped], run, "failed_over", now, batch=Batch()
                     )
                 )
-            tracker.skipped = []
-            tracker.logs.extend(
+            run.logs.extend(
                 mail._prepare_delivery_log_values(
-                    attempts, tracker, "failed" if failure_type else "sent", now
+                    attempts, run, "failed" if failure_type else "sent", now
                 )
             )
-        self._write_delivered_truth(attempts, delivered, now, tracker)
+        self._write_delivered_truth(attempts, delivered, now, run)
         return super()._postprocess_sent_message(
             success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
 
-    def _write_delivered_truth(self, attempts, delivered, now, tracker):
+    def _write_delivered_truth(self, attempts, delivered, now, run):
         """The Routing tab and counters say what the receiving server got:
         the server that took the mail, the From and envelope it received.
 
-        Reads what the run noted before sending (``tracker.decisions``): our
+        Reads what the run noted before sending (``run.decisions``): our
         columns are not prefetched, and reading them here would cost a query
         per mail.
         """
@@ -106,9 +102,10 @@ class MailMail(models.Model):
             return
         taken = next((attempt for attempt in reversed(attempts) if attempt.ok), None)
         for mail in self:
-            known = tracker.decisions.get(mail.id)
+            known = run.decisions.get(mail.id)
             if known:
-                decided_server, before = known[0].server_id, known[2] or 0
+                decided_server = known.decision.server_id
+                before = known.attempts_before or 0
             else:
                 decided_server = mail.routing_server_id.id
                 before = mail.delivery_attempts
@@ -136,7 +133,7 @@ class MailMail(models.Model):
             lifetime=int(get("mail_outbound.retry_lifetime_days") * 86400),
         )
 
-    def _defer_delivery(self, failure, now, tracker):
+    def _defer_delivery(self, failure, now, run):
         """Queue again the mails still within the queue lifetime; return them."""
         policy = self._get_retry_policy()
         deferred = self.browse()
@@ -167,9 +164,9 @@ class MailMail(models.Model):
                     "failure_type": False,
                 }
             )
-            tracker.logs.extend(
+            run.logs.extend(
                 mail._prepare_delivery_log_values(
-                    [], tracker, "deferred", now, when, failure
+                    [], run, "deferred", now, when, failure
                 )
             )
             _logger.warning(
@@ -178,7 +175,7 @@ class MailMail(models.Model):
                 mail.id,
                 mail.message_id,
                 attempts,
-                self._describe_server(mail, tracker),
+                self._describe_server(mail, run),
                 self._describe_failure(failure),
                 fields.Datetime.to_string(when),
             )
@@ -196,8 +193,9 @@ class MailMail(models.Model):
         return deferred
 
     @api.model
-    def _describe_server(self, mail, tracker):
-        server_id = (tracker.failover[1] if tracker.failover else None) or (
+    def _describe_server(self, mail, run):
+        failover = run.batch.failover
+        server_id = (failover and failover.to_server_id) or (
             mail.routing_server_id.id or mail.mail_server_id.id
         )
         return (
@@ -214,7 +212,7 @@ class MailMail(models.Model):
         if cron:
             cron.sudo()._trigger(when)
 
-    def _fail_delivery_given_up(self, failure, now, tracker):
+    def _fail_delivery_given_up(self, failure, now, run):
         reason = _(
             "Not delivered: the server refused it temporarily for longer than the "
             "queue lifetime (%(days)s days, %(attempts)s attempts). Last error: "
@@ -232,10 +230,8 @@ class MailMail(models.Model):
             }
         )
         for mail in self:
-            tracker.logs.extend(
-                mail._prepare_delivery_log_values(
-                    [], tracker, "failed", now, None, failure
-                )
+            run.logs.extend(
+                mail._prepare_delivery_log_values([], run, "failed", now, None, failure)
             )
         return super()._postprocess_sent_message(
             [], failure_reason=reason, failure_type="mail_smtp"
@@ -269,15 +265,18 @@ class MailMail(models.Model):
         )
 
     def _prepare_delivery_log_values(
-        self, attempts, tracker, outcome, now, next_attempt=None, failure=None
+        self, attempts, run, outcome, now, next_attempt=None, failure=None, batch=None
     ):
-        """One log line for this mail's attempt (all its recipients)."""
+        """One log line for this mail's attempt (all its recipients).
+        ``batch``: the batch the attempt belongs to, the run's by default."""
         self.ensure_one()
+        batch = batch or run.batch
         last = attempts[-1] if attempts else None
-        failure = failure or (last.failure if last else None) or tracker.connect_failure
-        known = tracker.decisions.get(self.id)
+        failure = failure or (last.failure if last else None) or batch.connect_failure
+        known = run.decisions.get(self.id)
         if known:
-            decision, company_id, attempt = known
+            decision, company_id = known.decision, known.company_id
+            attempt = known.attempts_before
             decided_server, sent_as = decision.server_id, decision.header_from
             traffic = decision.traffic
         else:  # decided by another run (a deferral at the start of this one)
@@ -287,7 +286,7 @@ class MailMail(models.Model):
             attempt = self.delivery_attempts
         server_id = (
             (last.server_id if last else None)
-            or (tracker.failover[1] if tracker.failover else None)
+            or (batch.failover and batch.failover.to_server_id)
             or decided_server
         )
         return [
@@ -313,7 +312,8 @@ class MailMail(models.Model):
                 )[:500],
                 "reason": failure and self._describe_failure(failure) or False,
                 "next_attempt": next_attempt or False,
-                "failover_from_id": tracker.failover[0] if tracker.failover else False,
+                "failover_from_id": (batch.failover and batch.failover.from_server_id)
+                or False,
                 "duration_ms": sum(a.duration_ms for a in attempts),
                 "company_id": company_id or self.env.company.id,
             }

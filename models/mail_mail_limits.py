@@ -8,6 +8,7 @@ import logging
 from odoo import _, fields, models
 
 from ..tools import delivery, quota
+from ..tools.run import Batch
 
 _logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class MailMail(models.Model):
         count as batches are handed out. The others are deferred to the
         start of the next window. No limit set: no query at all.
         """
-        tracker = self.env.context.get("mail_outbound_tracker")
+        run = self.env.context.get("mail_outbound_run")
         Server = self.env["ir.mail_server"].sudo()
         db_limit = self.env["ir.config_parameter"]._mail_outbound_get(
             "mail_outbound.daily_limit"
@@ -31,7 +32,7 @@ class MailMail(models.Model):
         limited = Server.search(
             ["|", ("daily_limit", ">", 0), ("rate_per_minute", ">", 0)]
         )
-        if tracker is None or not (db_limit or limited):
+        if run is None or not (db_limit or limited):
             return lambda server_id, mail_ids: mail_ids
         Log = self.env["mail.delivery.log"].sudo()
         now = fields.Datetime.now()
@@ -65,12 +66,12 @@ class MailMail(models.Model):
             day_counts[server_id] = day_counts.get(server_id, 0) + len(now_ids)
             minute_counts[server_id] = minute_counts.get(server_id, 0) + len(now_ids)
             if later_ids:
-                self.browse(later_ids)._defer_for_limit(granted, server, tracker, now)
+                self.browse(later_ids)._defer_for_limit(granted, server, run, now)
             return now_ids
 
         return limit
 
-    def _defer_for_limit(self, granted, server, tracker, now):
+    def _defer_for_limit(self, granted, server, run, now):
         if granted.limit == "database_day":
             reason = _(
                 "The database's daily limit of %(limit)s mails is reached: this "
@@ -101,14 +102,17 @@ class MailMail(models.Model):
             }
         )
         self._trigger_queue_at(granted.defer_until)
-        limit_failure = delivery.Failure(
-            delivery.TEMPORARY, 0, reason, "limit", False, "mail_smtp"
-        )
-        # a limit is no attempt: no failover of an earlier batch applies
-        fresh = delivery.AttemptTracker()
+        limit_failure = delivery.Failure.held(reason)
         for mail in self:
-            tracker.logs.extend(
+            run.logs.extend(
                 mail._prepare_delivery_log_values(
-                    [], fresh, "deferred", now, granted.defer_until, limit_failure
+                    [],
+                    run,
+                    "deferred",
+                    now,
+                    granted.defer_until,
+                    limit_failure,
+                    # a limit is no attempt: no failover of a batch applies
+                    batch=Batch(),
                 )
             )

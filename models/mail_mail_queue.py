@@ -7,7 +7,8 @@ import uuid
 from odoo import _, api, models
 from odoo.exceptions import AccessError, UserError
 
-from ..tools import delivery, settings
+from ..tools import settings
+from ..tools.run import QueueRun
 
 _logger = logging.getLogger(__name__)
 
@@ -90,9 +91,7 @@ class MailMail(models.Model):
 
     def _prepare_settled_log_values(self, outcome, reason, now):
         """The log line of an attempt whose worker stopped before logging it."""
-        values = self._prepare_delivery_log_values(
-            [], delivery.AttemptTracker(), outcome, now
-        )
+        values = self._prepare_delivery_log_values([], QueueRun(), outcome, now)
         for line in values:
             line["reason"] = reason
         return values

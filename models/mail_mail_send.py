@@ -11,6 +11,7 @@ import psycopg2
 from odoo import fields, models, tools
 
 from ..tools import delivery, journal
+from ..tools.run import QueueRun
 from . import queue_log
 
 _logger = logging.getLogger(__name__)
@@ -25,25 +26,26 @@ class MailMail(models.Model):
         An interactive send (``raise_exception``) keeps core's behaviour: the
         person who clicked sees the error at once.
         """
-        if raise_exception or "mail_outbound_tracker" in self.env.context:
+        if raise_exception or "mail_outbound_run" in self.env.context:
             return super().send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
                 post_send_callback=post_send_callback,
             )
         queue_log.quiet_core_error(False)
-        tracker = delivery.AttemptTracker()
         # core's auto_commit (True under the cron, False in a caller's
         # transaction) chooses how the run commits; the steps are the same
-        tracker.strategy = journal.strategy_for(auto_commit)
-        tracker.claim = self.env.context.get("mail_outbound_claim")
-        if tracker.claim:
-            tracker.commit_every = self.env["mail.outbound.queue"]._get_commit_every()
+        run = QueueRun(
+            strategy=journal.strategy_for(auto_commit),
+            claim=self.env.context.get("mail_outbound_claim"),
+        )
+        if run.is_queue:
+            run.commit_every = self.env["mail.outbound.queue"]._get_commit_every()
             # claimed just before this send (process_email_queue): the claim
             # holds before the first mail leaves
-            tracker.claim_renewed = fields.Datetime.now()
-            tracker.strategy.commit(self.env.cr, self.env)
-        mails = self.with_context(mail_outbound_tracker=tracker)
+            run.claim_renewed = fields.Datetime.now()
+            run.strategy.commit(self.env.cr, self.env)
+        mails = self.with_context(mail_outbound_run=run)
         Queue = mails.env["mail.outbound.queue"]
         try:
             result = super(MailMail, mails).send(
@@ -52,29 +54,28 @@ class MailMail(models.Model):
                 post_send_callback=post_send_callback,
             )
             # the last mails the parallel sessions still hand over
-            Queue._finish_lanes(mails)
+            Queue._finish_lanes(mails, run)
             return result
         except smtplib.SMTPServerDisconnected as error:
             # Core lets a dropped session abort the batch (its own tests rely
             # on it); the mail being handed over is deferred on the way out,
             # the rest of the batch is still queued for the next run.
-            if tracker.session_lost:
+            if run.batch.session_lost:
                 # never tried: queued again as it was, for the next run
-                mails.browse(tracker.current_mail_id)._requeue_untried()
-            elif tracker.current_mail_id:
-                failure = next(
-                    (a.failure for a in reversed(tracker.take()) if a.failure),
-                    None,
-                ) or delivery.classify(error)
-                mails.browse(tracker.current_mail_id)._defer_delivery(
-                    failure, fields.Datetime.now(), tracker
+                mails.browse(run.batch.current_mail_id)._requeue_untried()
+            elif run.batch.current_mail_id:
+                failure = delivery.last_failure(run.batch.take()) or delivery.classify(
+                    error
+                )
+                mails.browse(run.batch.current_mail_id)._defer_delivery(
+                    failure, fields.Datetime.now(), run
                 )
             raise
         finally:
-            Queue._stop_lanes(mails)
-            if tracker.journal is not None:
-                tracker.journal.close()
-            self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
+            Queue._stop_lanes(mails, run)
+            if run.journal is not None:
+                run.journal.close()
+            self.env["mail.delivery.log"].sudo()._write_attempts(run)
 
     def _send(
         self,
@@ -99,21 +100,8 @@ class MailMail(models.Model):
         Should the transaction fail, the recorded mails are settled at once
         (``_settle_interrupted``); should the worker die, by the next run.
         """
-        tracker = self.env.context.get("mail_outbound_tracker")
-        every = tracker.commit_every if tracker is not None else 0
-        if every:
-            Queue = self.env["mail.outbound.queue"]
-            width = Queue._get_lane_width(self, smtp_session)
-            if width > 1:
-                return Queue._send_in_lanes(
-                    self,
-                    smtp_session,
-                    width,
-                    alias_domain_id=alias_domain_id,
-                    mail_server=mail_server,
-                    post_send_callback=post_send_callback,
-                )
-        if not every:
+        run = self.env.context.get("mail_outbound_run")
+        if run is None or not run.is_queue:
             return super()._send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
@@ -122,7 +110,19 @@ class MailMail(models.Model):
                 mail_server=mail_server,
                 post_send_callback=post_send_callback,
             )
-        for chunk_ids in tools.split_every(every, self.ids):
+        Queue = self.env["mail.outbound.queue"]
+        width = Queue._get_lane_width(self, run, smtp_session)
+        if width > 1:
+            return Queue._send_in_lanes(
+                self,
+                run,
+                smtp_session,
+                width,
+                alias_domain_id=alias_domain_id,
+                mail_server=mail_server,
+                post_send_callback=post_send_callback,
+            )
+        for chunk_ids in tools.split_every(run.commit_every, self.ids):
             chunk = self.browse(chunk_ids)
             try:
                 chunk._prefetch_outgoing()
@@ -134,9 +134,9 @@ class MailMail(models.Model):
                     mail_server=mail_server,
                     post_send_callback=post_send_callback,
                 )
-                self.env["mail.outbound.queue"]._commit_chunk(tracker)
+                Queue._commit_chunk(run)
             except psycopg2.Error:
-                self.env["mail.outbound.queue"]._settle_after_failed_commit(tracker)
+                Queue._settle_after_failed_commit(run)
                 raise
         return True
 
@@ -148,7 +148,7 @@ class MailMail(models.Model):
         for fname in self._get_outgoing_prefetch_fields():
             self.mapped(fname)
 
-    def _record_handover(self, tracker, delivered, success_pids, failure_type):
+    def _record_handover(self, run, delivered, success_pids, failure_type):
         """Say, durably and outside the queue's transaction, that these mails
         are finished and whether a server accepted them.
 
@@ -156,10 +156,10 @@ class MailMail(models.Model):
         synchronously, like the batch marks (see ``_mark_batch``), so that it
         survives a crash of PostgreSQL too.
         """
-        if tracker.journal is None:
+        if run.journal is None:
             return
         self.env["mail.outbound.queue"]._record_handover_values(
-            tracker,
+            run,
             self.ids,
             delivered,
             success_pids,

@@ -35,15 +35,13 @@ class MailOutboundQueue(models.AbstractModel):
     _description = "Outgoing Mail Queue: Parallel Sessions"
 
     @api.model
-    def _get_lane_width(self, mails, smtp_session):
+    def _get_lane_width(self, mails, run, smtp_session):
         """How many sessions may send these mails at once (1: core's loop)."""
-        tracker = mails.env.context.get("mail_outbound_tracker")
         if isinstance(smtp_session, lanes.LaneTicket):
             # the batch was given the run's sessions (ir.mail_server.connect)
-            return tracker.lanes.width
+            return run.lanes.width
         if (
-            tracker is None
-            or not tracker.commit_every
+            not run.is_queue
             or len(mails) < 2
             or smtp_session is None
             or not getattr(smtp_session, "mail_outbound_server_id", None)
@@ -51,7 +49,7 @@ class MailOutboundQueue(models.AbstractModel):
             return 1
         server = self.env["ir.mail_server"].browse(smtp_session.mail_outbound_server_id)
         # the batch mark promised at most this many mails in hand-over
-        width = min(tracker.batch_width or 1, server._get_lane_width())
+        width = min(run.batch_width or 1, server._get_lane_width())
         if width < 2:
             return 1
         blockers = server._get_lane_blockers() + self._get_send_overrides(mails)
@@ -68,6 +66,7 @@ class MailOutboundQueue(models.AbstractModel):
     def _send_in_lanes(
         self,
         mails,
+        run,
         smtp_session,
         width,
         alias_domain_id=False,
@@ -90,15 +89,15 @@ class MailOutboundQueue(models.AbstractModel):
         server (or the one it failed over to) is reachable, and gives the
         From the messages are prepared with; the lanes have their own.
         """
-        tracker = mails.env.context["mail_outbound_tracker"]
-        lane_set = self._get_lanes(mails, smtp_session, width)
-        batch = {"failover": tracker.failover, "skipped": list(tracker.skipped)}
-        tracker.skipped = []
+        lane_set = self._get_lanes(mails, run, smtp_session, width)
+        # each mail keeps its batch: a failover, the servers skipped before
+        # it (logged with the first mail back), whatever batch comes next
+        batch = run.batch
         order = list(mails.ids)
-        every = tracker.commit_every
+        every = run.commit_every
         position, prefetched_to = 0, 0
         follower_status, held = None, None
-        with self._recording_on_error(mails, lane_set):
+        with self._recording_on_error(mails, run, lane_set):
             while position < len(order):
                 if position >= prefetched_to:
                     window = mails.browse(order[position : position + every])
@@ -117,13 +116,13 @@ class MailOutboundQueue(models.AbstractModel):
                     )
                     if job is None:
                         position += 1
-                        tracker.since_commit += 1
+                        run.since_commit += 1
                         continue
-                    job.data.batch, batch = batch, {"failover": batch["failover"]}
+                    job.data.batch = batch
                     held = job
                 # a session takes another mail only once the mails finished
                 # so far are recorded
-                self._flush_handovers(tracker)
+                self._flush_handovers(run)
                 if held is not None and lane_set.submit(held):
                     held = None
                     position += 1
@@ -131,43 +130,41 @@ class MailOutboundQueue(models.AbstractModel):
                 if not lane_set.busy:
                     # no session left and none opens: the rest waits
                     self._defer_without_session(
-                        mails.browse(order[position:]), lane_set.refused
+                        mails.browse(order[position:]), run, lane_set.refused
                     )
                     break
-                if self._take_results(mails, lane_set, post_send_callback):
+                if self._take_results(mails, run, lane_set, post_send_callback):
                     # a commit empties the cache: read the next mails again
                     prefetched_to = position
             # every mail of the batch back before the next batch is marked:
             # the settlement fails at most ``width`` mails of the batch whose
             # mails are out, and no other batch has any out
             while lane_set.busy:
-                self._take_results(mails, lane_set, post_send_callback)
-            self._flush_handovers(tracker)
+                self._take_results(mails, run, lane_set, post_send_callback)
+            self._flush_handovers(run)
         return True
 
     @contextlib.contextmanager
-    def _recording_on_error(self, mails, lane_set):
+    def _recording_on_error(self, mails, run, lane_set):
         """Whatever stops the run, what the lanes still hand over is
         recorded, so that the settlement knows what they delivered; a
         refused commit is settled at once."""
-        tracker = mails.env.context["mail_outbound_tracker"]
         try:
             yield
         except psycopg2.Error:
-            drained = self._record_drained(mails, lane_set, tracker)
-            self._settle_after_failed_commit(tracker, handing_over=False)
+            drained = self._record_drained(mails, lane_set, run)
+            self._settle_after_failed_commit(run, handing_over=False)
             # settled: the log says what the mails still out then met
-            self._log_drained(tracker, drained)
+            self._log_drained(run, drained)
             raise
         except BaseException:
-            self._record_drained(mails, lane_set, tracker)
+            self._record_drained(mails, lane_set, run)
             raise
 
     @api.model
-    def _get_lanes(self, mails, smtp_session, width):
+    def _get_lanes(self, mails, run, smtp_session, width):
         """The run's lanes to the batch's server, opened on first use."""
-        tracker = mails.env.context["mail_outbound_tracker"]
-        lane_set = tracker.lanes
+        lane_set = run.lanes
         if isinstance(smtp_session, lanes.LaneTicket):
             return lane_set
         server = (
@@ -180,11 +177,11 @@ class MailOutboundQueue(models.AbstractModel):
             server.id,
             width,
         ):
-            self._finish_lanes(mails, commit=False)
+            self._finish_lanes(mails, run, commit=False)
             lane_set = None
         if lane_set is None:
-            tracker.handover_buffer = []
-            lane_set = tracker.lanes = lanes.Lanes(
+            run.handover_buffer = []
+            lane_set = run.lanes = lanes.Lanes(
                 width,
                 connect=lambda: server._connect_lane(smtp_from),
                 close=server._close_lane,
@@ -200,56 +197,53 @@ class MailOutboundQueue(models.AbstractModel):
         return lane_set
 
     @api.model
-    def _take_results(self, mails, lane_set, post_send_callback=None):
+    def _take_results(self, mails, run, lane_set, post_send_callback=None):
         """Finish the next mail a lane hands back, and any other already
         back; commit when it is time. True when it committed."""
-        tracker = mails.env.context["mail_outbound_tracker"]
         committed = False
         job = lane_set.wait()
         while job is not None:
-            self._finish_lane_job(job)
+            self._finish_lane_job(mails, run, job)
             if post_send_callback:
                 post_send_callback([job.data.mail_id])
-            tracker.since_commit += 1
-            if tracker.since_commit >= tracker.commit_every:
-                self._flush_handovers(tracker)
-                self._commit_chunk(tracker)
-                tracker.since_commit = 0
+            run.since_commit += 1
+            if run.since_commit >= run.commit_every:
+                self._flush_handovers(run)
+                self._commit_chunk(run)
+                run.since_commit = 0
                 committed = True
             job = lane_set.poll()
         return committed
 
     @api.model
-    def _finish_lanes(self, mails, commit=True):
+    def _finish_lanes(self, mails, run, commit=True):
         """The run's last results, then the run's last commit."""
-        tracker = mails.env.context["mail_outbound_tracker"]
-        lane_set = tracker.lanes
+        lane_set = run.lanes
         if lane_set is None:
             return
         try:
-            with self._recording_on_error(mails, lane_set):
+            with self._recording_on_error(mails, run, lane_set):
                 while lane_set.busy:
-                    self._take_results(mails, lane_set)
-                self._flush_handovers(tracker)
-                if commit and tracker.since_commit:
-                    self._commit_chunk(tracker)
-                    tracker.since_commit = 0
+                    self._take_results(mails, run, lane_set)
+                self._flush_handovers(run)
+                if commit and run.since_commit:
+                    self._commit_chunk(run)
+                    run.since_commit = 0
         finally:
             if not lane_set.busy:
                 lane_set.close()
-                tracker.lanes = None
-                tracker.handover_buffer = None
+                run.lanes = None
+                run.handover_buffer = None
 
     @api.model
-    def _stop_lanes(self, mails):
+    def _stop_lanes(self, mails, run):
         """The run stopped: record what the lanes still hand over, close them."""
-        tracker = mails.env.context["mail_outbound_tracker"]
-        lane_set = tracker.lanes
+        lane_set = run.lanes
         if lane_set is None:
             return
-        tracker.lanes = None
+        run.lanes = None
         try:
-            self._record_drained(mails, lane_set, tracker)
+            self._record_drained(mails, lane_set, run)
         finally:
             lane_set.close()
-            tracker.handover_buffer = None
+            run.handover_buffer = None

@@ -78,7 +78,7 @@ class MailOutboundQueue(models.AbstractModel):
         return sorted(claimed)
 
     @api.model
-    def _mark_batch(self, tracker, claim, mail_ids, width=1):
+    def _mark_batch(self, run, claim, mail_ids, width=1):
         """Say, durably, which mails go to a server now, in which order.
 
         A batch is sent mail by mail in this order, on up to ``width``
@@ -91,17 +91,17 @@ class MailOutboundQueue(models.AbstractModel):
         batch, committed synchronously: the mark must outlive a dead worker
         and a crash of PostgreSQL itself.
         """
-        if tracker.journal is None:
+        if run.journal is None:
             # one journal for the whole run: under the cron a connection of
             # its own (tools/journal.py)
             dbname = self.env.cr.dbname
-            tracker.journal = tracker.strategy.open_journal(
+            run.journal = run.strategy.open_journal(
                 lambda: sql_db.db_connect(dbname).cursor(), self.env.cr
             )
-        tracker.journal.mark_batch(claim, mail_ids, width)
+        run.journal.mark_batch(claim, mail_ids, width)
 
     @api.model
-    def _commit_chunk(self, tracker):
+    def _commit_chunk(self, run):
         """Commit the chunk and its log lines; renew the run's claim in time.
 
         A live worker renews its claim and batch marks once a quarter of the
@@ -111,30 +111,30 @@ class MailOutboundQueue(models.AbstractModel):
         """
         Mail = self.env["mail.mail"]
         # kept until the commit holds: lost with it, they are written after
-        logs = list(tracker.logs)
-        self.env["mail.delivery.log"].sudo()._write_attempts(tracker)
+        logs = list(run.logs)
+        self.env["mail.delivery.log"].sudo()._write_attempts(run)
         now = fields.Datetime.now()
-        if now - tracker.claim_renewed > timedelta(seconds=self._claim_timeout() / 4):
+        if now - run.claim_renewed > timedelta(seconds=self._claim_timeout() / 4):
             self.env.cr.execute(
                 "UPDATE mail_mail SET delivery_claim_date = %s "
                 "WHERE delivery_claim = %s",
-                (now, tracker.claim),
+                (now, run.claim),
             )
             self.env.cr.execute(
                 "UPDATE mail_outbound_batch SET since = %s WHERE claim = %s",
-                (now, tracker.claim),
+                (now, run.claim),
             )
             Mail.invalidate_model(["delivery_claim_date"])
-            tracker.claim_renewed = now
+            run.claim_renewed = now
         try:
-            tracker.strategy.commit(self.env.cr, self.env)
+            run.strategy.commit(self.env.cr, self.env)
         except psycopg2.Error:
-            tracker.logs[:0] = logs
+            run.logs[:0] = logs
             raise
 
     @api.model
     def _record_handover_values(
-        self, tracker, mail_ids, delivered, success_pids, failure_type, reason
+        self, run, mail_ids, delivered, success_pids, failure_type, reason
     ):
         """``_record_handover`` without reading the mails: also when the
         queue's transaction is already lost.
@@ -150,20 +150,20 @@ class MailOutboundQueue(models.AbstractModel):
             journal.handover_row(mail_id, delivered, success_pids, failure_type, reason)
             for mail_id in mail_ids
         ]
-        if tracker.handover_buffer is not None:
-            tracker.handover_buffer.extend(rows)
+        if run.handover_buffer is not None:
+            run.handover_buffer.extend(rows)
             return
-        self._write_handovers(tracker, rows)
+        self._write_handovers(run, rows)
 
     @api.model
-    def _flush_handovers(self, tracker):
-        if tracker.handover_buffer:
-            rows, tracker.handover_buffer[:] = list(tracker.handover_buffer), []
-            self._write_handovers(tracker, rows)
+    def _flush_handovers(self, run):
+        if run.handover_buffer:
+            rows, run.handover_buffer[:] = list(run.handover_buffer), []
+            self._write_handovers(run, rows)
 
     @api.model
-    def _write_handovers(self, tracker, rows):
-        tracker.journal.write_handovers(tracker.claim, rows)
+    def _write_handovers(self, run, rows):
+        run.journal.write_handovers(run.claim, rows)
 
     @api.model
     def _release_claims(self, token):
@@ -306,7 +306,7 @@ class MailOutboundQueue(models.AbstractModel):
             # tells a served recipient's notification by its partner record
             # (``notif.res_partner_id not in success_pids``): records again
             served = list(Partner.browse(partner_ids or []))
-            mail.with_context(mail_outbound_tracker=None)._postprocess_sent_message(
+            mail.with_context(mail_outbound_run=None)._postprocess_sent_message(
                 served, failure_reason=reason, failure_type=failure_type
             )
         interrupted = Mail.browse(interrupted_ids)
@@ -339,7 +339,7 @@ class MailOutboundQueue(models.AbstractModel):
         Mail.invalidate_model(["delivery_claim", "delivery_claim_date"])
 
     @api.model
-    def _settle_after_failed_commit(self, tracker, handing_over=None):
+    def _settle_after_failed_commit(self, run, handing_over=None):
         """The transaction is lost, the SMTP exchanges are not: what was
         delivered is marked so now, never sent again.
 
@@ -347,23 +347,23 @@ class MailOutboundQueue(models.AbstractModel):
         and the next run settles them once the claim expires
         (``_release_claims`` leaves them).
         """
-        if not tracker.strategy.commits:
+        if not run.strategy.commits:
             # the journal was written in the lost transaction: the caller's
             # rollback takes the whole run with it, nothing is left to settle
             return
         if handing_over is None:
             # no attempt yet for the mail in hand: its hand-over never started
-            handing_over = bool(tracker.attempts)
-        tracker.strategy.rollback(self.env.cr)
+            handing_over = bool(run.batch.attempts)
+        run.strategy.rollback(self.env.cr)
         try:
-            self._settle_interrupted([tracker.claim], handing_over=handing_over)
-            tracker.strategy.commit(self.env.cr)
+            self._settle_interrupted([run.claim], handing_over=handing_over)
+            run.strategy.commit(self.env.cr)
         except psycopg2.Error:
             _logger.exception(
                 "Mail queue: could not record the mails already delivered; "
                 "they are settled by a later run once the claim expires"
             )
-            tracker.strategy.rollback(self.env.cr)
+            run.strategy.rollback(self.env.cr)
 
     @api.model
     def _count_due(self):

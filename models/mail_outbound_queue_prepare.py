@@ -21,8 +21,8 @@ class LaneMail:
     message_ids: list = field(default_factory=list)
     # core's "no valid recipient" for some of its messages
     failure_type: str | None = None
-    # its batch's failover, and the servers that batch skipped
-    batch: dict = field(default_factory=dict)
+    # its batch (tools.run.Batch): a failover, the servers it skipped
+    batch: object = None
     # the mails read with it, read again with it once a commit emptied the cache
     prefetch: tuple = ()
 

@@ -17,31 +17,27 @@ class MailOutboundQueue(models.AbstractModel):
     _inherit = "mail.outbound.queue"
 
     @api.model
-    def _finish_lane_job(self, job):
+    def _finish_lane_job(self, mails, run, job):
         """What a lane's server answered, written as core writes it."""
-        tracker = self.env.context["mail_outbound_tracker"]
         data = job.data
-        mail = self.env["mail.mail"].browse(data.mail_id).with_prefetch(data.prefetch)
-        # the batch this mail came with may be over: its failover is this
-        # mail's, and the first mail back logs the servers it skipped
-        current = tracker.failover
-        tracker.failover = data.batch.get("failover")
-        tracker.skipped = data.batch.get("skipped") or []
+        mail = mails.browse(data.mail_id).with_prefetch(data.prefetch)
+        # the batch this mail came with may be over: it is the current one
+        # while its result is written (its failover is this mail's, and the
+        # first mail back logs the servers it skipped)
+        current, run.batch = run.batch, data.batch
         try:
-            self._write_lane_result(mail, job)
+            self._write_lane_result(mail, run, job)
         finally:
-            tracker.failover = current
-            tracker.skipped = []
+            run.batch = current
 
     @api.model
-    def _write_lane_result(self, mail, job):
-        tracker = self.env.context["mail_outbound_tracker"]
+    def _write_lane_result(self, mail, run, job):
         IrMailServer = self.env["ir.mail_server"]
         data = job.data
         server_id = getattr(job.lane, "mail_outbound_server_id", None)
         success_pids, message_id, error = [], None, None
         for index, sent in enumerate(job.results):
-            tracker.record(
+            run.batch.record(
                 IrMailServer._prepare_attempt(server_id, data.recipients[index], sent)
             )
             if not sent.ok:
@@ -77,22 +73,17 @@ class MailOutboundQueue(models.AbstractModel):
         )
 
     @api.model
-    def _defer_without_session(self, mails, error):
+    def _defer_without_session(self, mails, run, error):
         """The server took no more sessions (every lane dropped, none
         reopened): the mails not handed over wait, as after a failed
         connection."""
-        tracker = self.env.context["mail_outbound_tracker"]
         failure = delivery.classify(error) if error else None
         if failure is None or not failure.temporary:
-            failure = delivery.Failure(
-                delivery.TEMPORARY,
-                getattr(failure, "code", 0),
+            failure = delivery.Failure.unreachable(
                 str(error or _("The server closed every session.")),
-                "connect",
-                True,
-                "mail_smtp",
+                code=getattr(failure, "code", 0),
             )
-        tracker.connect_failure = failure
+        run.batch.connect_failure = failure
         try:
             mails.filtered(
                 lambda mail: mail.state == "outgoing"
@@ -100,10 +91,10 @@ class MailOutboundQueue(models.AbstractModel):
                 success_pids=[], failure_reason=failure.text, failure_type="mail_smtp"
             )
         finally:
-            tracker.connect_failure = None
+            run.batch.connect_failure = None
 
     @api.model
-    def _record_drained(self, mails, lane_set, tracker):
+    def _record_drained(self, mails, lane_set, run):
         """Wait for the lanes still handing over, and record what their
         servers said on the side connection (the transaction may be gone).
         Returns those jobs."""
@@ -119,7 +110,7 @@ class MailOutboundQueue(models.AbstractModel):
                 if sent.ok and pid
             ]
             self._record_handover_values(
-                tracker,
+                run,
                 [job.data.mail_id],
                 bool(ok) or maybe,
                 pids,
@@ -127,7 +118,7 @@ class MailOutboundQueue(models.AbstractModel):
                 failure.text if failure else None,
             )
         try:
-            self._flush_handovers(tracker)
+            self._flush_handovers(run)
         except psycopg2.Error:
             _logger.exception(
                 "Mail queue: could not record the mails the sessions handed "
@@ -136,7 +127,7 @@ class MailOutboundQueue(models.AbstractModel):
         return jobs
 
     @api.model
-    def _log_drained(self, tracker, jobs):
+    def _log_drained(self, run, jobs):
         """One log line for each mail a session finished after the run's
         transaction was lost, once the settlement gave it its state."""
         IrMailServer = self.env["ir.mail_server"]
@@ -157,10 +148,8 @@ class MailOutboundQueue(models.AbstractModel):
             else:
                 outcome = "deferred"
             mail = self.env["mail.mail"].browse(job.data.mail_id)
-            current, tracker.failover = tracker.failover, job.data.batch.get("failover")
-            try:
-                tracker.logs.extend(
-                    mail._prepare_delivery_log_values(attempts, tracker, outcome, now)
+            run.logs.extend(
+                mail._prepare_delivery_log_values(
+                    attempts, run, outcome, now, batch=job.data.batch
                 )
-            finally:
-                tracker.failover = current
+            )

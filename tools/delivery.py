@@ -19,8 +19,6 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 
-from . import journal
-
 TEMPORARY, PERMANENT = "temporary", "permanent"
 
 # What became of one mail's attempt (see attempt_outcome).
@@ -59,6 +57,32 @@ class Failure:
     @property
     def temporary(self):
         return self.kind == TEMPORARY
+
+    @classmethod
+    def unreachable(cls, text, code=0):
+        """No session to the server (it refused, closed every session, or
+        its port is blocked): temporary, and about the server."""
+        return cls(TEMPORARY, code, text, "connect", True, "mail_smtp")
+
+    @classmethod
+    def held(cls, text):
+        """Held back before any server saw it (a limit): temporary."""
+        return cls(TEMPORARY, 0, text, "limit", False, "mail_smtp")
+
+
+def last_failure(attempts, connect_failure=None):
+    """What a mail's attempts met last: the batch's connection failure, else
+    the last failed attempt's; None when nothing failed.
+
+    >>> ok, bad = Attempt(1, True), Attempt(1, False, failure="451")
+    >>> last_failure([bad, ok]), last_failure([ok]), last_failure([], "refused")
+    ('451', None, 'refused')
+    """
+    if connect_failure is not None:
+        return connect_failure
+    return next(
+        (attempt.failure for attempt in reversed(attempts) if attempt.failure), None
+    )
 
 
 def classify_reply(code, text, stage="data"):
@@ -308,60 +332,6 @@ class Attempt:
     failure: Failure | None = None
     email_from: str = ""  # the From header the server received
     envelope_from: str = ""  # the MAIL FROM it received
-
-
-class AttemptTracker:
-    """What happened during one ``mail.mail.send()``, mail by mail.
-
-    The server layer records every attempt; the mail layer takes them when
-    core post-processes each mail, to defer, fail or log it. It also carries
-    the batch's connection failure and failover, which core never sees.
-    """
-
-    def __init__(self):
-        self.attempts = []
-        self.connect_failure = None
-        self.failover = None  # (from_server_id, to_server_id)
-        self.logs = []  # log values waiting to be written in one INSERT
-        self.current_mail_id = None  # the mail being handed over
-        self.skipped = []
-        # the server dropped the batch's session at an earlier mail: the
-        # current one was never tried
-        self.session_lost = False
-        # how the run commits and where its journal writes (tools.journal)
-        self.strategy = journal.IN_TRANSACTION
-        self.journal = None  # batch marks and hand-over records, once opened
-        # the queue run's claim, and how many mails it commits at once (0:
-        # not the queue, core's way, nothing to record on the side)
-        self.claim = None
-        self.claim_renewed = None  # when the claim's date was last set
-        self.commit_every = 0
-        # sessions the current batch may use at once, as its mark says
-        self.batch_width = 1
-        # the run's parallel sessions (tools.lanes.Lanes), across batches
-        self.lanes = None
-        # mails finished on them since the queue's transaction was committed
-        self.since_commit = 0
-        # hand-over records held back until a session takes another mail
-        # (list), or written at once (None)
-        self.handover_buffer = None
-        # mail id -> what the queue decided for it (the Odoo layer's data)
-        self.decisions = {}
-
-    def record(self, attempt):
-        self.attempts.append(attempt)
-
-    def take(self):
-        attempts, self.attempts = self.attempts, []
-        return attempts
-
-    def start_batch(self):
-        self.connect_failure = None
-        self.failover = None
-        self.attempts = []
-        # failed connections to servers the batch then failed over from:
-        # one log line each, written with the batch's first mail
-        self.skipped = []
 
 
 def failover_candidates(server_id, ordered, carries, open_until, now):

@@ -1,9 +1,10 @@
-"""The queue run's journal and commit strategies (tools/journal.py)."""
+"""The queue run's state, journal and commit strategies (tools/run.py,
+tools/journal.py), and the outcome helpers they use (tools/delivery.py)."""
 
 import doctest
 import json
 
-from mail_outbound_tools import journal
+from mail_outbound_tools import delivery, journal, run
 
 
 class Cursor:
@@ -37,8 +38,38 @@ class Env:
 
 
 def test_doctests():
-    failures, tried = doctest.testmod(journal)
-    assert tried and not failures
+    for module in (journal, run, delivery):
+        failures, tried = doctest.testmod(module)
+        assert tried and not failures, module.__name__
+
+
+def test_a_batch_belongs_to_its_mails_after_the_next_one_starts():
+    """A mail still out on a parallel session keeps its batch (failover,
+    skipped servers) when core connects the next batch."""
+    queue_run = run.QueueRun(claim="c1", commit_every=50)
+    first = queue_run.start_batch()
+    first.failover = run.Failover(1, 2)
+    first.skipped.append("refused by 1")
+    second = queue_run.start_batch()
+    assert queue_run.batch is second and second.failover is None
+    assert first.failover.to_server_id == 2
+    assert first.take_skipped() == ["refused by 1"] and first.take_skipped() == []
+    assert not run.QueueRun().is_queue
+
+
+def test_last_failure_prefers_the_connection_then_the_last_attempt():
+    refused = delivery.Failure.unreachable("Connection refused")
+    later = delivery.classify_reply(451, "4.7.1 later", "rcpt")
+    attempts = [
+        delivery.Attempt(1, False, failure=later),
+        delivery.Attempt(1, True),
+    ]
+    assert delivery.last_failure(attempts) is later
+    assert delivery.last_failure(attempts, refused) is refused
+    assert delivery.last_failure([delivery.Attempt(1, True)]) is None
+    assert refused.temporary and refused.server_health
+    held = delivery.Failure.held("daily limit")
+    assert held.temporary and not held.server_health and held.stage == "limit"
 
 
 def test_committing_journal_is_a_side_connection_committed_per_record():
