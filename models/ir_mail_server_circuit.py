@@ -14,7 +14,7 @@ import psycopg2
 
 from odoo import api, models, sql_db
 
-from ..tools import delivery
+from ..tools import delivery, journal
 
 _logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class IrMailServer(models.Model):
         policy = self._get_circuit_policy()
         error = (failure.text or "")[:500]
         circuit = apart and self._write_circuit_apart(
-            lambda cr: self._count_failure_sql(cr, error, now, policy)
+            lambda cr: journal.count_server_failure(cr, self.id, error, now, policy)
         )
         if not circuit:
             # the current transaction is the only place
@@ -68,48 +68,11 @@ class IrMailServer(models.Model):
         self.ensure_one()
         if not (self.delivery_failures or self.unhealthy_until):
             return
-        circuit = apart and self._write_circuit_apart(self._reset_circuit_sql)
+        circuit = apart and self._write_circuit_apart(
+            lambda cr: journal.reset_server_circuit(cr, self.id)
+        )
         if not circuit:
             self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
-
-    def _count_failure_sql(self, cr, error, now, policy):
-        """One more failure, counted in one statement; the circuit opens as
-        ``delivery.circuit_after_failure`` decides from the new count."""
-        cr.execute(
-            "UPDATE ir_mail_server SET delivery_failures = "
-            "COALESCE(delivery_failures, 0) + 1, last_delivery_error = %s "
-            "WHERE id = %s RETURNING delivery_failures, unhealthy_until",
-            (error, self.id),
-        )
-        row = cr.fetchone()
-        if row is None:
-            # created by the current transaction, not committed yet
-            return None
-        failures, unhealthy_until = row
-        _failures, open_until = delivery.circuit_after_failure(
-            failures - 1, now, policy
-        )
-        if open_until:
-            cr.execute(
-                "UPDATE ir_mail_server SET unhealthy_until = %s WHERE id = %s",
-                (open_until, self.id),
-            )
-            unhealthy_until = open_until
-        return {
-            "delivery_failures": failures,
-            "unhealthy_until": unhealthy_until,
-            "last_delivery_error": error,
-        }
-
-    def _reset_circuit_sql(self, cr):
-        cr.execute(
-            "UPDATE ir_mail_server SET delivery_failures = 0, unhealthy_until = NULL "
-            "WHERE id = %s RETURNING id",
-            (self.id,),
-        )
-        if cr.fetchone() is None:
-            return None
-        return {"delivery_failures": 0, "unhealthy_until": False}
 
     def _write_circuit_apart(self, write):
         """Run ``write(cr)`` on a short transaction of its own, committed at

@@ -17,6 +17,9 @@ from core's own ``auto_commit`` argument, never from a test switch:
   cache, as a commit does, without ending the transaction. Nothing can
   outlive it, so nothing needs settling apart when it fails.
 
+The circuit breaker's counts, written apart by a run that commits, are here
+too (:func:`count_server_failure`, :func:`reset_server_circuit`).
+
 DB-API only, like OCA queue_job's ``jobrunner/runner.py``: the models give
 it a cursor or a function that opens one::
 
@@ -29,6 +32,8 @@ it a cursor or a function that opens one::
 """
 
 import json
+
+from . import delivery
 
 MARK_BATCH = (
     "INSERT INTO mail_outbound_batch (claim, mail_ids, width, since) "
@@ -129,6 +134,49 @@ class SideJournal(Journal):
 
     def close(self):
         self.cursor.close()
+
+
+def count_server_failure(cr, server_id, error, now, policy):
+    """One more failure of a server, counted in one statement on ``cr`` (a
+    short transaction of the circuit breaker's own): two workers failing at
+    once both count. The circuit opens as ``delivery.circuit_after_failure``
+    decides from the new count. Returns the server's new values, or None
+    when ``cr`` does not see the server (created by a transaction not
+    committed yet)."""
+    cr.execute(
+        "UPDATE ir_mail_server SET delivery_failures = "
+        "COALESCE(delivery_failures, 0) + 1, last_delivery_error = %s "
+        "WHERE id = %s RETURNING delivery_failures, unhealthy_until",
+        (error, server_id),
+    )
+    row = cr.fetchone()
+    if row is None:
+        return None
+    failures, unhealthy_until = row
+    _failures, open_until = delivery.circuit_after_failure(failures - 1, now, policy)
+    if open_until:
+        cr.execute(
+            "UPDATE ir_mail_server SET unhealthy_until = %s WHERE id = %s",
+            (open_until, server_id),
+        )
+        unhealthy_until = open_until
+    return {
+        "delivery_failures": failures,
+        "unhealthy_until": unhealthy_until,
+        "last_delivery_error": error,
+    }
+
+
+def reset_server_circuit(cr, server_id):
+    """A server answered: its failures are forgotten (None: not seen)."""
+    cr.execute(
+        "UPDATE ir_mail_server SET delivery_failures = 0, unhealthy_until = NULL "
+        "WHERE id = %s RETURNING id",
+        (server_id,),
+    )
+    if cr.fetchone() is None:
+        return None
+    return {"delivery_failures": 0, "unhealthy_until": False}
 
 
 class CommitStrategy:
