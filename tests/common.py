@@ -34,7 +34,7 @@ from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from ..tools import dns_check
 from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
-from .traffic import RealTraffic
+from .traffic import RealTraffic, outgoing_pairs
 
 
 def mail_values(count=1, **values):
@@ -54,6 +54,53 @@ def mail_values(count=1, **values):
     ]
 
 
+def capture_delivery_logs(env):
+    """A reader of the ``mail.delivery.log`` lines written from now on.
+
+    Returns ``logs(mails=None)``: those lines in the order they were
+    written, of ``mails`` only (records or ids) when given. ``env`` is an
+    environment, or a function returning one: a committing test reads on a
+    fresh connection each time (``MailOutboundCommitCase.committed_env``)::
+
+        logs = capture_delivery_logs(self.env)
+        ...run the queue...
+        self.assertEqual(logs(mail).mapped("outcome"), ["deferred"])
+    """
+    get_env = (lambda: env) if isinstance(env, api.Environment) else env
+    first = get_env()["mail.delivery.log"].search([], order="id desc", limit=1).id
+
+    def logs(mails=None):
+        domain = [("id", ">", first or 0)]
+        if mails is not None:
+            ids = mails if isinstance(mails, list | tuple) else mails.ids
+            domain.append(("mail_id", "in", list(ids)))
+        return get_env()["mail.delivery.log"].search(domain, order="id")
+
+    return logs
+
+
+def received_pairs(smtp):
+    """(Message-ID, recipient) of every copy ``smtp`` took, sorted."""
+    return sorted(
+        (message["message"]["Message-Id"], rcpt.lower())
+        for message in smtp.messages
+        for rcpt in message["rcpt_tos"]
+    )
+
+
+def mail_pairs(mails, addresses=None):
+    """(Message-ID, recipient) of the copies core delivers for ``mails``
+    (``traffic.outgoing_pairs``), to ``addresses`` only when given (emails
+    or partners), sorted."""
+    pairs = [(message_id, address) for message_id, _s, address in outgoing_pairs(mails)]
+    if addresses is not None:
+        if not isinstance(addresses, list | tuple | set):
+            addresses = addresses.mapped("email")
+        keep = {address.lower() for address in addresses}
+        pairs = [pair for pair in pairs if pair[1] in keep]
+    return sorted(pairs)
+
+
 def patch_smtp_for_tests(case):
     """Let Odoo talk SMTP while tests run, to loopback servers only.
 
@@ -64,6 +111,69 @@ def patch_smtp_for_tests(case):
     case.startClassPatcher(patch.object(modules.module, "current_test", False))
     case.startClassPatcher(patch.dict(config.options, {"smtp_server": ""}))
     case.startClassPatcher(patch.object(base_ir_mail_server, "SMTP_TIMEOUT", 5))
+
+
+class TrafficAssertions:
+    """What the receiving server got, compared with what a person sees.
+
+    Mixed into both test bases: ``assertDeliveredOnce`` compares the
+    (Message-ID, recipient) pairs a loopback server received with the
+    expected ones; ``assertChatter`` reads the chatter's side, the status
+    of each email notification of the mails' messages.
+    """
+
+    def assertDeliveredOnce(self, smtp, expected):
+        """Every expected (Message-ID, recipient) pair, each exactly once."""
+        received = received_pairs(smtp)
+        counts = collections.Counter(received)
+        self.assertEqual(
+            [pair for pair, count in counts.items() if count > 1], [], "received twice"
+        )
+        self.assertEqual(received, sorted(expected))
+
+    def assertChatter(self, mails, sent=(), exception=(), ready=(), reason=None):
+        """The email notifications of ``mails``' messages, as the chatter
+        shows them: exactly ``sent``, ``exception`` and ``ready`` (partners,
+        or their emails), each notification in one of them. Those in
+        exception say why (``reason`` in it, when given); the others carry
+        no failure. A template's mail has no notification: ``assertChatter
+        (mail)`` then checks that none was made."""
+
+        def emails(partners):
+            if isinstance(partners, list | tuple | set):
+                return [email.lower() for email in partners]
+            return [email.lower() for email in partners.mapped("email")]
+
+        notifications = (
+            mails.env["mail.notification"]
+            .sudo()
+            .search(
+                [
+                    ("mail_message_id", "in", mails.mail_message_id.ids),
+                    ("notification_type", "=", "email"),
+                ]
+            )
+        )
+        self.assertEqual(
+            sorted(
+                (note.res_partner_id.email.lower(), note.notification_status)
+                for note in notifications
+            ),
+            sorted(
+                [(email, "sent") for email in emails(sent)]
+                + [(email, "exception") for email in emails(exception)]
+                + [(email, "ready") for email in emails(ready)]
+            ),
+        )
+        for note in notifications:
+            if note.notification_status == "exception":
+                self.assertTrue(note.failure_type, "a failed notification says why")
+                self.assertTrue(note.failure_reason, "a failed notification says why")
+                if reason:
+                    self.assertIn(reason, note.failure_reason)
+            else:
+                self.assertFalse(note.failure_type, note.failure_reason)
+                self.assertFalse(note.failure_reason)
 
 
 class MailOutboundCase(TransactionCase):
@@ -123,7 +233,7 @@ class MailOutboundCase(TransactionCase):
         )
 
 
-class MailOutboundSmtpCase(MailOutboundCase):
+class MailOutboundSmtpCase(TrafficAssertions, MailOutboundCase):
     """Real loopback SMTP servers, and Odoo allowed to talk to them.
 
     Odoo skips SMTP while tests run (``modules.module.current_test``); here
@@ -176,6 +286,48 @@ class MailOutboundSmtpCase(MailOutboundCase):
         super().setUp()
         for smtp in self.loopback_servers:
             smtp.reset()
+        self._traffic_count = 0
+
+    # -- Odoo's real traffic (tests/traffic.py) ------------------------------
+    def new_traffic(self, **sizes):
+        """A :class:`RealTraffic` with a tag of its own: its recipients'
+        addresses, ``t<N>.<shape>.<n>@dest.example``, are the test's only."""
+        self._traffic_count += 1
+        return RealTraffic(self.env, tag=f"t{self._traffic_count}", **sizes)
+
+    def queue_notification(self, partners=3, **post_values):
+        """A chatter comment to a record's ``partners`` partner followers,
+        queued (``force_send=False``), kept once sent (``mail_auto_delete``
+        false, unless ``post_values`` say otherwise): the mail Odoo sends
+        most. Returns its ``mail.mail``: one mail, with one SMTP message per
+        partner, in the partners' name order (``t<N>.post0.<n>@``)."""
+        post_values.setdefault("mail_auto_delete", False)
+        traffic = self.new_traffic()
+        traffic.followers = partners
+        message = traffic.post(**post_values)
+        mails = self.env["mail.mail"].search([("mail_message_id", "=", message.id)])
+        self.assertEqual(len(mails), 1)
+        self.assertEqual(len(mails.recipient_ids), partners)
+        self.assertEqual(mails.auto_delete, post_values["mail_auto_delete"], "as asked")
+        return mails
+
+    def queue_notifications(self, count, partners=1, **post_values):
+        """``count`` chatter notifications (:meth:`queue_notification`), each
+        on its own record; their mails, in the order they were queued."""
+        mails = self.env["mail.mail"]
+        for _index in range(count):
+            mails |= self.queue_notification(partners, **post_values)
+        return mails
+
+    def queue_template(self, partners=2, auto_delete=False):
+        """A ``mail.template`` with ``partner_to`` (``partners`` partners)
+        and an attachment, sent with ``send_mail(force_send=False)``.
+        Returns its ``mail.mail``: one SMTP message per partner
+        (``t<N>.template<0|1>.<n>@``), no chatter notification."""
+        mail = self.new_traffic().template(auto_delete, partners)
+        self.assertEqual(len(mail.recipient_ids), partners)
+        self.assertFalse(mail.email_to)
+        return mail
 
     def create_mails(self, count=1, **values):
         """``count`` queued mails (see :func:`mail_values`)."""
@@ -252,19 +404,6 @@ class MailOutboundSmtpCase(MailOutboundCase):
             {"sent"},
         )
 
-    def assertDeliveredOnce(self, smtp, expected):
-        """Every expected (Message-ID, recipient) pair, each exactly once."""
-        received = sorted(
-            (message["message"]["Message-Id"], rcpt.lower())
-            for message in smtp.messages
-            for rcpt in message["rcpt_tos"]
-        )
-        counts = collections.Counter(received)
-        self.assertEqual(
-            [pair for pair, count in counts.items() if count > 1], [], "received twice"
-        )
-        self.assertEqual(received, sorted(expected))
-
     def received(self, smtp, count=1):
         """The messages ``smtp`` received, checking how many there are."""
         self.assertEqual(
@@ -309,7 +448,7 @@ class MailOutboundDnsCase(MailOutboundSmtpCase):
         return get_txt
 
 
-class MailOutboundCommitCase(TransactionCase):
+class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
     """Tests that commit: the queue as its scheduled action runs it.
 
     Odoo's test runner marks its thread ``testing``, which turns the queue's
