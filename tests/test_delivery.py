@@ -3,6 +3,15 @@
 Every test ends with each mail sent, deferred with its next attempt, or
 failed with a reason a person can act on. Time is passed by moving the
 queue's dates, never slept through.
+
+The mails are the ones Odoo really queues (``tests/traffic.py``): chatter
+notifications to partner followers (one SMTP message per partner) and
+templates with ``partner_to`` and an attachment; a hand-made ``email_to``
+mail only where the behaviour is that mail's own. Each test compares the
+(Message-ID, recipient) pairs the loopback server received with the
+records, and what the chatter shows: a notification ``sent`` for a
+delivered recipient, ``exception`` with the reason for a refused one,
+``ready`` while its mail is deferred.
 """
 
 import json
@@ -15,7 +24,7 @@ from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
-from .common import MailOutboundSmtpCase
+from .common import MailOutboundSmtpCase, capture_delivery_logs, mail_pairs
 from .loopback_smtp import closed_port
 
 
@@ -37,16 +46,7 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def setUp(self):
         super().setUp()
-        self.Log = self.env["mail.delivery.log"]
-        self.logs_before = self.Log.search([]).ids
-
-    def new_logs(self, mails=None):
-        logs = self.Log.search([("id", "not in", self.logs_before)], order="id")
-        if mails is not None:
-            logs = logs.filtered(
-                lambda log: log.message_id in mails.mapped("message_id")
-            )
-        return logs
+        self.new_logs = capture_delivery_logs(self.env)
 
     def run_queue(self, mails):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
@@ -78,7 +78,8 @@ class TestDelivery(MailOutboundSmtpCase):
     # -- temporary and permanent ------------------------------------------
     def test_451_on_data_defers_with_backoff_then_sends(self):
         self.smtp_primary.script("data", 451, "4.7.1 Try again later", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=3)
+        followers = mail.recipient_ids
         before = fields.Datetime.now()
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
@@ -92,41 +93,75 @@ class TestDelivery(MailOutboundSmtpCase):
         )
         self.assertEqual(log.next_attempt, mail.scheduled_date)
         self.assertFalse(self.smtp_primary.messages)
+        # nobody got it: the chatter waits, no red envelope
+        self.assertChatter(mail, ready=followers)
 
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 1)
+        self.received(self.smtp_primary, 3)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
+        self.assertChatter(mail, sent=followers)
         sent_log = self.new_logs()[-1]
         self.assertEqual((sent_log.outcome, sent_log.smtp_code), ("sent", 250))
         self.assertIn("queued", sent_log.smtp_reply)
         self.assertEqual(sent_log.mail_server_id, self.primary)
+        self.assertEqual(sent_log.recipient_count, 3)
 
     def test_452_on_rcpt_defers(self):
         self.smtp_primary.script("rcpt", 452, "4.2.2 Mailbox full")
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("452", mail.failure_reason)
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(mail)
 
     def test_550_on_rcpt_fails_for_good(self):
         self.smtp_primary.script("rcpt", 550, "5.1.1 No such user")
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=3)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertEqual(mail.failure_type, "mail_email_invalid")
         self.assertIn("550 5.1.1 No such user", mail.failure_reason)
         self.assertEqual(self.new_logs().outcome, "failed")
+        self.assertFalse(self.smtp_primary.messages)
+        # core stops at the first refused partner: every follower's
+        # notification in exception, with the server's words
+        self.assertChatter(
+            mail, exception=mail.recipient_ids, reason="550 5.1.1 No such user"
+        )
 
     def test_554_on_data_fails_for_good(self):
         self.smtp_primary.script("data", 554, "5.7.1 Spam detected")
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertEqual(mail.failure_type, "mail_smtp")
         self.assertIn("554 5.7.1 Spam detected", mail.failure_reason)
         log = self.new_logs()
         self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(mail)
+
+    def test_554_on_data_for_one_follower(self):
+        """The second follower's copy refused for good: the first has it,
+        the chatter says who did not get it and why."""
+        mail = self.queue_notification(partners=3)
+        first, second, third = mail.recipient_ids
+        self.smtp_primary.script("data", 554, "5.7.1 Spam detected", match=second.email)
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertEqual(mail.failure_type, "mail_smtp")
+        self.assertIn("Sent to some recipients only", mail.failure_reason)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail, first))
+        # core's loop stops at the refusal: the third was never tried either
+        self.assertChatter(
+            mail, sent=first, exception=second | third, reason="554 5.7.1"
+        )
+        self.assertEqual(self.new_logs().outcome, "failed")
+        self.run_queue(mail)
+        self.received(self.smtp_primary, 1)  # not retried
 
     def test_connection_dropped_after_data(self):
         """Issue #15: the server may have it; never sent again by itself.
