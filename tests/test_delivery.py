@@ -24,7 +24,12 @@ from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
-from .common import MailOutboundSmtpCase, capture_delivery_logs, mail_pairs
+from .common import (
+    MailOutboundSmtpCase,
+    capture_delivery_logs,
+    mail_pairs,
+    received_pairs,
+)
 from .loopback_smtp import closed_port
 
 
@@ -166,70 +171,100 @@ class TestDelivery(MailOutboundSmtpCase):
     def test_connection_dropped_after_data(self):
         """Issue #15: the server may have it; never sent again by itself.
         The other mails go on the queue's other sessions."""
-        self.smtp_primary.script("data", action="accept_close", match="rcpt0@")
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
+        dropped, untried = mails[0].recipient_ids
+        self.smtp_primary.script("data", action="accept_close", match=dropped.email)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)
+        self.received(self.smtp_primary, 5)
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails[1:]) + mail_pairs(mails[0], dropped)
+        )
         self.assertEqual(mails[0].state, "exception")
         self.assertTrue(mails[0].delivery_maybe_delivered)
         self.assertIn("may have been delivered", mails[0].failure_reason)
         self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        # core's loop stops with the session: the second follower never got
+        # it; both notifications say why
+        self.assertChatter(
+            mails[0], exception=dropped | untried, reason="may have been delivered"
+        )
+        self.assertChatter(mails[1:], sent=mails[1:].recipient_ids)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)  # nothing sent twice
+        self.received(self.smtp_primary, 5)  # nothing sent twice
 
     def test_connection_dropped_after_data_on_one_session(self):
         """Parallel Connections 1: core's loop, whose batch stops with the
         session."""
         self.primary.parallel_connections = 1
         self.smtp_primary.script("data", action="accept_close", times=1)
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
+        dropped, untried = mails[0].recipient_ids
         self.run_queue(mails)
         self.received(self.smtp_primary, 1)
         self.assertEqual(mails[0].state, "exception")
         self.assertTrue(mails[0].delivery_maybe_delivered)
         self.assertIn("may have been delivered", mails[0].failure_reason)
         self.assertIn("Send Again", mails[0].failure_reason)
+        self.assertChatter(mails[0], exception=dropped | untried)
         # the session is gone: core's batch stops, the others were never
         # tried and stay queued as they were, for the next run
         self.assertEqual(mails[1:].mapped("state"), ["outgoing", "outgoing"])
         self.assertFalse(any(mails[1:].mapped("delivery_deferred")))
         self.assertFalse(any(mails[1:].mapped("delivery_attempts")))
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertChatter(mails[1:], ready=mails[1:].recipient_ids)
         self.run_queue(mails)
         self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
+        self.assertChatter(mails[1:], sent=mails[1:].recipient_ids)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)  # nothing sent twice
+        self.received(self.smtp_primary, 5)  # nothing sent twice
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails[1:]) + mail_pairs(mails[0], dropped)
+        )
         # a person checked it did not arrive: one click sends it again
         mails[0].action_send_again()
         self.assertFalse(mails[0].delivery_maybe_delivered)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3)
-        self.received(self.smtp_primary, 4)
+        self.received(self.smtp_primary, 7)
+        self.assertChatter(mails, sent=mails.recipient_ids)
+        self.assertEqual(
+            self.smtp_primary.messages[-1]["message"]["Message-Id"],
+            mails[0].message_id,
+        )
 
     def test_connection_dropped_after_data_retried_when_so_set(self):
         self.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.after_data_drop", "retry"
         )
         self.smtp_primary.script("data", action="accept_close", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
+        self.assertChatter(mail, ready=mail.recipient_ids)
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 2)  # the duplicate the setting accepts
+        # the duplicate the setting accepts: the first follower's copy twice
+        self.received(self.smtp_primary, 3)
+        self.assertEqual(
+            received_pairs(self.smtp_primary),
+            sorted(mail_pairs(mail) + mail_pairs(mail, mail.recipient_ids[0])),
+        )
+        self.assertChatter(mail, sent=mail.recipient_ids)
 
     def test_connection_dropped_before_data_is_temporary(self):
         self.smtp_primary.script("rcpt", action="close", times=1)
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertFalse(mail.delivery_maybe_delivered)
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 1)
+        self.received(self.smtp_primary, 2)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
 
     def test_send_again_is_for_administrators(self):
         mail = self.create_mails()
@@ -263,7 +298,7 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def test_gives_up_after_the_queue_lifetime(self):
         self.smtp_primary.script("data", 451, "4.7.1 Still busy")
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         mail.write(
             {
                 "delivery_attempts": 30,
@@ -274,23 +309,30 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEndStates(mail, failed=1)
         self.assertIn("longer than the queue lifetime", mail.failure_reason)
         self.assertIn("451 4.7.1 Still busy", mail.failure_reason)
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(
+            mail, exception=mail.recipient_ids, reason="longer than the queue lifetime"
+        )
 
     def test_partial_delivery_is_not_retried(self):
         # core sends one message per partner, in the partners' order as the
         # database gives it (the queue's commits empty the cache): the
-        # refused one last, after one was accepted
-        partners = self.env["res.partner"].create(
-            [
-                {"name": "A Ok", "email": "ok@destination.example"},
-                {"name": "Z Later", "email": "later@destination.example"},
-            ]
-        )
-        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="later@")
-        mail = self.create_mails(email_to=False, recipient_ids=[(6, 0, partners.ids)])
+        # refused one after one was accepted
+        mail = self.queue_notification(partners=3)
+        accepted, later, untried = mail.recipient_ids
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match=later.email)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertIn("Sent to some recipients only", mail.failure_reason)
         self.received(self.smtp_primary, 1)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail, accepted))
+        # core's loop stopped at the refusal: the third was never tried
+        self.assertChatter(
+            mail, sent=accepted, exception=later | untried, reason="451 4.7.1 Later"
+        )
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.received(self.smtp_primary, 1)  # not retried
 
     # -- failover and circuit breaker --------------------------------------
     def test_failover_from_a_dead_primary(self):
