@@ -300,11 +300,17 @@ class MailOutboundSmtpCase(TrafficAssertions, MailOutboundCase):
         queued (``force_send=False``), kept once sent (``mail_auto_delete``
         false, unless ``post_values`` say otherwise): the mail Odoo sends
         most. Returns its ``mail.mail``: one mail, with one SMTP message per
-        partner, in the partners' name order (``t<N>.post0.<n>@``)."""
+        partner; ``recipient_ids`` are in the order core sends to them
+        (``t<N>.post0.0@``, ``.1@``, ...)."""
         post_values.setdefault("mail_auto_delete", False)
         traffic = self.new_traffic()
         traffic.followers = partners
         message = traffic.post(**post_values)
+        # read back as core's _send reads them after the queue's commits
+        # (flush and invalidate): recipient_ids in res.partner's order, the
+        # order of the SMTP messages; the cache holds them in the order of
+        # a set of ids
+        self.env.invalidate_all()
         mails = self.env["mail.mail"].search([("mail_message_id", "=", message.id)])
         self.assertEqual(len(mails), 1)
         self.assertEqual(len(mails.recipient_ids), partners)
@@ -325,6 +331,7 @@ class MailOutboundSmtpCase(TrafficAssertions, MailOutboundCase):
         Returns its ``mail.mail``: one SMTP message per partner
         (``t<N>.template<0|1>.<n>@``), no chatter notification."""
         mail = self.new_traffic().template(auto_delete, partners)
+        self.env.invalidate_all()  # see queue_notification
         self.assertEqual(len(mail.recipient_ids), partners)
         self.assertFalse(mail.email_to)
         return mail

@@ -337,14 +337,19 @@ class TestDelivery(MailOutboundSmtpCase):
     # -- failover and circuit breaker --------------------------------------
     def test_failover_from_a_dead_primary(self):
         self.primary.smtp_port = closed_port()
-        mails = self.create_mails(2)
+        # one batch (one author, one From): one connection to the primary
+        mails = self.queue_notifications(2, partners=2)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2)
-        self.received(self.smtp_secondary, 2)
+        self.received(self.smtp_secondary, 4)
+        self.assertDeliveredOnce(self.smtp_secondary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
         self.assertEqual(self.primary.delivery_failures, 1)
         self.assertTrue(self.primary.last_delivery_error)
         logs = self.new_logs()
         delivered = logs.filtered(lambda log: log.outcome == "sent")
+        self.assertEqual(delivered.mail_id, mails)
+        self.assertEqual(delivered.mapped("recipient_count"), [2, 2])
         self.assertEqual(delivered.mapped("failover_from_id"), self.primary)
         self.assertEqual(delivered.mapped("mail_server_id"), self.secondary)
         self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
@@ -373,10 +378,11 @@ class TestDelivery(MailOutboundSmtpCase):
                 else:
                     smtp, server = self.start_smtp_server("Busy", sequence=0)
                     smtp.script("connect", 421, "4.3.2 Too busy")
-                mail = self.create_mails()
+                mail = self.queue_template(partners=2)
                 self.run_queue(mail)
                 self.assertEndStates(mail, sent=1)
                 self.assertFalse(smtp.messages)
+                self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
                 self.assertEqual(server.delivery_failures, 1)
                 server.active = False
                 self.smtp_primary.reset()
@@ -385,16 +391,21 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.smtp_port = closed_port()
         self.secondary.from_filter = "example.org"
         self.alias_domain.default_from = "notifications@example.org"
-        mail = self.create_mails(email_from='"Bob" <bob@example.com>')
+        # a template sent as '"Traffic" <traffic@example.com>'
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
-        (received,) = self.received(self.smtp_secondary)
-        self.assertAddress(
-            received["message"]["From"], "Bob", "notifications@example.org"
-        )
+        received = self.received(self.smtp_secondary, 2)
+        self.assertDeliveredOnce(self.smtp_secondary, mail_pairs(mail))
+        for copy in received:
+            self.assertAddress(
+                copy["message"]["From"], "Traffic", "notifications@example.org"
+            )
         # issue #9: the Routing tab says what the secondary received
         self.assertEqual(mail.routing_server_id, self.secondary)
         self.assertIn("<notifications@example.org>", mail.routing_email_from)
-        self.assertEqual(mail.routing_envelope_from, received["mail_from"])
+        self.assertEqual(
+            {mail.routing_envelope_from}, {copy["mail_from"] for copy in received}
+        )
         log = self.new_logs().filtered(lambda log: log.outcome == "sent")
         self.assertIn("<notifications@example.org>", log.email_from)
 
@@ -402,51 +413,70 @@ class TestDelivery(MailOutboundSmtpCase):
         smtp, flaky = self.start_smtp_server("Flaky", sequence=0)
         smtp.script("connect", 421, "4.3.2 Busy")
         connect_rule = smtp.rules[0]
+        mails = self.env["mail.mail"]
         for _attempt in range(3):
-            self.run_queue(self.create_mails())
+            mails |= self.queue_notification(partners=2)
+            self.run_queue(mails[-1])
         self.assertEqual(flaky.delivery_failures, 3)
         self.assertGreater(flaky.unhealthy_until, fields.Datetime.now())
         # open circuit: not even tried
-        self.run_queue(self.create_mails())
+        mails |= self.queue_notification(partners=2)
+        self.run_queue(mails[-1])
         self.assertEqual(connect_rule.used, 3)
-        self.received(self.smtp_primary, 4)
+        self.received(self.smtp_primary, 8)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
         # after the cooldown, one try; success closes the circuit
         smtp.reset()
         flaky.unhealthy_until = fields.Datetime.now() - timedelta(seconds=1)
-        self.run_queue(self.create_mails())
+        mail = self.queue_notification(partners=2)
+        self.run_queue(mail)
         self.assertEqual(flaky.delivery_failures, 0)
         self.assertFalse(flaky.unhealthy_until)
-        self.received(smtp, 1)
+        self.received(smtp, 2)
+        self.assertDeliveredOnce(smtp, mail_pairs(mail))
+        self.assertChatter(mail, sent=mail.recipient_ids)
 
     def test_every_server_down_defers(self):
         self.primary.smtp_port = closed_port()
         self.secondary.smtp_port = closed_port()
-        mails = self.create_mails(4)
+        notifications = self.queue_notifications(2, partners=2)
+        mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
         self.assertEndStates(mails, deferred=4)
         self.assertEqual(len(self.new_logs()), 4)
         self.assertEqual(set(self.new_logs().mapped("outcome")), {"deferred"})
+        self.assertEqual(self.new_logs().mail_id, mails)
+        self.assertChatter(mails, ready=notifications.recipient_ids)
 
     def test_bad_tls_defers(self):
         # the record expects implicit TLS, the server speaks cleartext
         self.primary.smtp_encryption = "ssl"
         self.secondary.smtp_encryption = "ssl"
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
+        self.assertChatter(mail, ready=mail.recipient_ids)
 
     # -- limits --------------------------------------------------------------
     def test_server_daily_limit_reached_mid_batch_then_next_day(self):
         self.primary.daily_limit = 3
         self.secondary.active = False
-        mails = self.create_mails(5)
+        mails = self.queue_notifications(5, partners=2)
         now = fields.Datetime.now()
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3, deferred=2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("daily limit of 3 mails of Primary", waiting[0].failure_reason)
         self.assertGreater(waiting[0].scheduled_date, now)
+        # a mail to two followers counts once
         self.assertEqual(self.primary.sent_today, 3)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails,
+            sent=(mails - waiting).recipient_ids,
+            ready=waiting.recipient_ids,
+        )
         # the next day: yesterday's sends no longer count
         self.env.cr.execute(
             "UPDATE mail_delivery_log SET create_date = create_date - interval '1 day'"
@@ -454,6 +484,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.pass_time(waiting)
         self.run_queue(waiting)
         self.assertEndStates(mails, sent=5)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def test_day_follows_the_company_time_zone(self):
         self.env.company.partner_id.tz = "Europe/Bucharest"
@@ -462,7 +494,7 @@ class TestDelivery(MailOutboundSmtpCase):
         # 23:30 in Bucharest (UTC+2): the local day ends in 30 minutes
         late = fields.Datetime.to_datetime("2026-11-24 21:30:00")
         with patch.object(fields.Datetime, "now", return_value=late):
-            mails = self.create_mails(2)
+            mails = self.queue_notifications(2, partners=2)
             self.run_queue(mails)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertEqual(
@@ -471,11 +503,18 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def test_database_daily_limit(self):
         self.env["ir.config_parameter"].sudo().set_param("mail_outbound.daily_limit", 2)
-        mails = self.create_mails(4)
+        notifications = self.queue_notifications(2, partners=2)
+        mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2, deferred=2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails,
+            sent=(notifications - waiting).recipient_ids,
+            ready=(notifications & waiting).recipient_ids,
+        )
 
     def cron_triggers(self):
         cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
@@ -487,7 +526,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.secondary.active = False
         self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
         before = self.cron_triggers()
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         with (
             self.assertLogs(
                 "odoo.addons.mail_outbound.models.mail_mail_delivery", "WARNING"
@@ -500,6 +539,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(len(lines), 1)
         for words in (str(mail.id), "Primary", "451", "next attempt"):
             self.assertIn(words, lines[0])
+        self.assertChatter(mail, ready=mail.recipient_ids)
         triggers = self.cron_triggers() - before
         self.assertEqual(triggers.mapped("call_at"), [mail.scheduled_date])
 
@@ -508,7 +548,7 @@ class TestDelivery(MailOutboundSmtpCase):
         mail waits (the server's own reply) and when it is tried again."""
         self.secondary.active = False
         self.smtp_primary.script("data", 451, "4.7.1 Mailbox busy, try later")
-        mail = self.create_mails()
+        mail = self.queue_template()
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         admin = self.env["res.users"].create(
@@ -562,38 +602,63 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.rate_per_minute = 1
         self.secondary.active = False
         before = self.cron_triggers()
-        mails = self.create_mails(2)
+        mails = self.queue_notifications(2, partners=2)
         self.run_queue(mails)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertChatter(
+            mails, sent=(mails - waiting).recipient_ids, ready=waiting.recipient_ids
+        )
         triggers = self.cron_triggers() - before
         self.assertEqual(triggers.mapped("call_at"), [waiting.scheduled_date])
 
     def test_rate_per_minute(self):
         self.primary.rate_per_minute = 2
         self.secondary.active = False
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2, deferred=1)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("at most 2 mails a minute", waiting.failure_reason)
         self.assertEqual(waiting.scheduled_date.second, 0)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails, sent=(mails - waiting).recipient_ids, ready=waiting.recipient_ids
+        )
 
     # -- mixed batch, claims -------------------------------------------------
     def test_mixed_faults_every_mail_accounted_for(self):
         self.secondary.active = False
-        self.smtp_primary.script("rcpt", 550, "5.1.1 Unknown", match="rcpt1@")
-        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="rcpt2@")
-        mails = self.create_mails(6)
+        notifications = self.queue_notifications(3, partners=2)
+        templates = self.queue_template() | self.queue_template()
+        templates |= self.queue_template()
+        mails = notifications | templates
+        refused, deferred = notifications[1], templates[2]
+        self.smtp_primary.script(
+            "rcpt", 550, "5.1.1 Unknown", match=refused.recipient_ids[0].email
+        )
+        self.smtp_primary.script(
+            "rcpt", 451, "4.7.1 Later", match=deferred.recipient_ids[0].email
+        )
         self.run_queue(mails)
         self.assertEndStates(mails, sent=4, deferred=1, failed=1)
-        self.assertEqual(len(self.smtp_primary.messages), 4)
+        self.assertEqual((refused.state, deferred.state), ("exception", "outgoing"))
+        self.assertEqual(len(self.smtp_primary.messages), 8)
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails - refused - deferred)
+        )
         outcomes = sorted(self.new_logs().mapped("outcome"))
         self.assertEqual(
             outcomes, ["deferred", "failed", "sent", "sent", "sent", "sent"]
         )
+        self.assertChatter(
+            notifications,
+            sent=(notifications - refused).recipient_ids,
+            exception=refused.recipient_ids,
+            reason="550 5.1.1 Unknown",
+        )
 
     def test_claimed_mails_are_left_to_their_worker(self):
-        mails = self.create_mails(2)
+        mails = self.queue_notifications(2, partners=2)
         other = mails[0]
         other.write(
             {
@@ -609,6 +674,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.run_queue(mails)
         self.assertEqual(other.state, "sent")
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def mark_batch(self, mails, age="1 hour", claim="a-worker"):
         self.env.flush_all()
@@ -794,7 +861,7 @@ class TestDelivery(MailOutboundSmtpCase):
     # -- settings ------------------------------------------------------------
     def test_settings_show_daily_usage_and_validate(self):
         self.secondary.active = False
-        self.run_queue(self.create_mails(2))
+        self.run_queue(self.queue_notifications(2, partners=2))
         settings = Form(self.env["res.config.settings"])
         self.assertEqual(settings.mail_outbound_sent_today, 2)
         self.assertEqual(self.primary.sent_today, 2)
