@@ -723,47 +723,50 @@ class TestDelivery(MailOutboundSmtpCase):
         )
 
     def test_mails_delivered_but_never_committed_are_marked_sent(self):
-        """What a worker committing every 50 mails leaves when it is killed."""
-        partner = self.env["res.partner"].create(
-            {"name": "Carol", "email": "carol@destination.example"}
-        )
-        delivered, partial, refused, interrupted, untried = self.create_mails(5)
-        deleted = self.create_mails(auto_delete=True)
-        message = self.env["mail.message"].create(
-            {"body": "<p>x</p>", "message_type": "comment"}
-        )
-        delivered.write({"mail_message_id": message.id, "is_notification": True})
-        notification = self.env["mail.notification"].create(
-            {
-                "mail_message_id": message.id,
-                "mail_mail_id": delivered.id,
-                "res_partner_id": partner.id,
-                "notification_type": "email",
-                "notification_status": "ready",
-            }
-        )
+        """What a worker committing every 50 mails leaves when it is killed:
+        chatter notifications and templates, settled with the partners the
+        worker recorded as served (ids read back from JSON)."""
+        delivered = self.queue_notification(partners=2)
+        deleted = self.queue_template(auto_delete=True)
+        partial = self.queue_notification(partners=2)
+        refused = self.queue_notification(partners=1)
+        interrupted = self.queue_notification(partners=1)
+        untried = self.queue_template()
+        served, unserved = partial.recipient_ids
         batch = delivered | deleted | partial | refused | interrupted | untried
         message_ids = {mail: mail.message_id for mail in batch}
         self.mark_batch(batch)
-        self.record_handover(delivered, True, [partner.id])
-        self.record_handover(deleted, True)
-        self.record_handover(partial, True, failure_type="mail_email_invalid")
+        self.record_handover(delivered, True, delivered.recipient_ids.ids)
+        self.record_handover(deleted, True, deleted.recipient_ids.ids)
+        self.record_handover(
+            partial, True, served.ids, failure_type="mail_email_invalid"
+        )
         self.record_handover(refused, False, failure_type="mail_smtp")
-        self.run_queue(self.create_mails())
+        self.run_queue(self.queue_template())
         # delivered: sent, with core's own post-processing, never again
         self.assertEqual(delivered.state, "sent")
-        self.assertEqual(notification.notification_status, "sent")
+        self.assertChatter(delivered, sent=delivered.recipient_ids)
         self.assertFalse(deleted.exists(), "auto-deleted like any sent mail")
         self.assertEqual(
             (partial.state, partial.failure_type), ("exception", "mail_email_invalid")
         )
         self.assertIn("Sent to some recipients only", partial.failure_reason)
         self.assertIn("550 5.1.1 no such user", partial.failure_reason)
+        self.assertChatter(
+            partial, sent=served, exception=unserved, reason="550 5.1.1 no such user"
+        )
         # refused by the server, its outcome lost: trying again sends nothing twice
         self.assertEqual((refused.state, refused.failure_reason), ("outgoing", False))
+        self.assertChatter(refused, ready=refused.recipient_ids)
         # the first mail never finished was in hand-over; the rest never tried
         self.assertIn("may have been delivered", interrupted.failure_reason)
         self.assertEqual((untried.state, untried.failure_reason), ("outgoing", False))
+        # none of the batch was sent again; only the run's own mail went
+        self.assertEqual(
+            {message["message"]["Message-Id"] for message in self.smtp_primary.messages}
+            & set(message_ids.values()),
+            set(),
+        )
         # each settled mail has its line in the delivery log
         self.assertEqual(
             sorted(
