@@ -482,16 +482,33 @@ class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
     - afterwards every row committed since the test started in the tables of
       :attr:`COMMITTED_MODELS` is deleted, and the parameters the test set
       are restored, so the database is as before.
+
+    Its test classes carry the tag ``mail_outbound_commit`` besides
+    ``mail_outbound``: they commit, and clean up by deleting the rows
+    newer than the test's start, other people's too, so they belong on a
+    throwaway database (``scripts/test`` makes one). ``/mail_outbound``
+    selects them still (Odoo 18's ``--test-tags``: a ``/module`` spec
+    means the ``standard`` tag of that module, which they keep); leave them
+    out on a shared database with ``--test-tags
+    /mail_outbound,-mail_outbound_commit``, or run only them with
+    ``--test-tags mail_outbound_commit``.
     """
 
     # models whose rows a committing test may leave behind, in deletion order
     COMMITTED_MODELS = (
+        # the chatter's live updates of a failed notification
+        "bus.bus",
         "mail.delivery.log",
         "mail.outbound.handover",
         "mail.outbound.batch",
         "mail.notification",
         "mail.mail",
         "mail.message",
+        # what create_committed_traffic makes besides
+        "mail.followers",
+        "mail.template",
+        "ir.attachment",
+        "res.partner",
         "ir.cron.trigger",
         "ir.mail_server",
     )
@@ -519,6 +536,7 @@ class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
             servers = env["ir.mail_server"].search([])
             self._set_aside = servers.ids
             servers.active = False
+        self._traffic_count = 0
         # first registered, last run: after the test's own connections closed
         self.addCleanup(self._remove_committed)
 
@@ -583,6 +601,32 @@ class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
         with self.committed_cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             return env["mail.mail"].create(mail_values(count, **values)).ids
+
+    def create_committed_traffic(self, notifications=0, templates=0, partners=1):
+        """Odoo's real shapes (``tests/traffic.py``), queued and committed:
+        ``notifications`` chatter comments, each to ``partners`` partner
+        followers of a record of its own, then ``templates`` templates with
+        ``partner_to`` (``partners`` partners) and an attachment. Kept once
+        sent (no auto-delete). The ids of their mails, in that order; their
+        recipients are ``c<N>.post<i>.<n>@dest.example`` and
+        ``c<N>.template0.<n>@dest.example``."""
+        ids = []
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self._traffic_count += 1
+            traffic = RealTraffic(env, tag=f"c{self._traffic_count}")
+            traffic.followers = partners
+            Mail = env["mail.mail"]
+            for n in range(notifications):
+                message = traffic.post(n, mail_auto_delete=False)
+                ids += Mail.search([("mail_message_id", "=", message.id)]).ids
+            for _index in range(templates):
+                # a tag each: the template's partners are template0.<n>
+                self._traffic_count += 1
+                template = RealTraffic(env, tag=f"c{self._traffic_count}")
+                ids += template.template(False, partners).ids
+        self.assertEqual(len(ids), notifications + templates)
+        return ids
 
     def run_as_worker(self, function, timeout=300):
         """``function()`` in a thread that is not marked ``testing``, as the

@@ -16,7 +16,7 @@ from ..tools import delivery
 from .common import MailOutboundCommitCase
 
 
-@tagged("post_install", "-at_install", "mail_outbound")
+@tagged("post_install", "-at_install", "mail_outbound", "mail_outbound_commit")
 class TestQueueCommits(MailOutboundCommitCase):
     def connection_failure(self):
         return delivery.Failure(

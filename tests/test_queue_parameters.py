@@ -39,7 +39,7 @@ PATHS = {
 BROKEN_VALUES = ("x", "-1", "")
 
 
-@tagged("post_install", "-at_install", "mail_outbound")
+@tagged("post_install", "-at_install", "mail_outbound", "mail_outbound_commit")
 class TestBrokenParameters(MailOutboundCommitCase):
     def test_the_table_covers_every_parameter(self):
         self.assertEqual(set(PATHS), {*settings.PARAMS, "mail.mail.queue.batch.size"})
