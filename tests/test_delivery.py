@@ -283,18 +283,23 @@ class TestDelivery(MailOutboundSmtpCase):
     def test_server_that_never_answers_times_out(self):
         # before the end of DATA: temporary, deferred
         self.smtp_primary.script("rcpt", action="hang", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("timed out", mail.failure_reason)
+        self.assertChatter(mail, ready=mail.recipient_ids)
         # no reply after the end of DATA: may have been delivered
         self.smtp_primary.script("data", action="hang", times=1)
-        late = self.create_mails()
+        late = self.queue_notification(partners=2)
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(late)
         self.assertEqual(late.state, "exception")
         self.assertIn("may have been delivered", late.failure_reason)
+        self.assertChatter(
+            late, exception=late.recipient_ids, reason="may have been delivered"
+        )
+        self.assertFalse(self.smtp_primary.messages)
 
     def test_gives_up_after_the_queue_lifetime(self):
         self.smtp_primary.script("data", 451, "4.7.1 Still busy")
@@ -686,12 +691,15 @@ class TestDelivery(MailOutboundSmtpCase):
         )
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
-        finished, deferred, interrupted, untried = self.create_mails(4)
+        finished, deferred, interrupted, untried = self.queue_notifications(
+            4, partners=2
+        )
         finished.state = "sent"
         deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
         # what a worker killed while handing `interrupted` over leaves behind
         self.mark_batch(finished | deferred | interrupted | untried)
-        self.run_queue(self.create_mails())
+        run = self.queue_template()
+        self.run_queue(run)
         self.assertEqual(
             (interrupted.state, interrupted.failure_type), ("exception", "mail_smtp")
         )
@@ -700,6 +708,9 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(finished.state, "sent")
         self.assertEqual((deferred.state, untried.state), ("outgoing", "outgoing"))
         self.assertFalse(untried.failure_reason)
+        self.assertChatter(deferred | untried, ready=(deferred | untried).recipient_ids)
+        # none of the batch was sent by this run
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(run))
         self.env.cr.execute(
             "SELECT COUNT(*) FROM mail_outbound_batch WHERE claim = 'a-worker'"
         )
