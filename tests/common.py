@@ -34,7 +34,7 @@ from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 from ..tools import dns_check
 from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
-from .traffic import RealTraffic
+from .traffic import RealTraffic, outgoing_pairs
 
 
 def mail_values(count=1, **values):
@@ -54,6 +54,53 @@ def mail_values(count=1, **values):
     ]
 
 
+def capture_delivery_logs(env):
+    """A reader of the ``mail.delivery.log`` lines written from now on.
+
+    Returns ``logs(mails=None)``: those lines in the order they were
+    written, of ``mails`` only (records or ids) when given. ``env`` is an
+    environment, or a function returning one: a committing test reads on a
+    fresh connection each time (``MailOutboundCommitCase.committed_env``)::
+
+        logs = capture_delivery_logs(self.env)
+        ...run the queue...
+        self.assertEqual(logs(mail).mapped("outcome"), ["deferred"])
+    """
+    get_env = (lambda: env) if isinstance(env, api.Environment) else env
+    first = get_env()["mail.delivery.log"].search([], order="id desc", limit=1).id
+
+    def logs(mails=None):
+        domain = [("id", ">", first or 0)]
+        if mails is not None:
+            ids = mails if isinstance(mails, list | tuple) else mails.ids
+            domain.append(("mail_id", "in", list(ids)))
+        return get_env()["mail.delivery.log"].search(domain, order="id")
+
+    return logs
+
+
+def received_pairs(smtp):
+    """(Message-ID, recipient) of every copy ``smtp`` took, sorted."""
+    return sorted(
+        (message["message"]["Message-Id"], rcpt.lower())
+        for message in smtp.messages
+        for rcpt in message["rcpt_tos"]
+    )
+
+
+def mail_pairs(mails, addresses=None):
+    """(Message-ID, recipient) of the copies core delivers for ``mails``
+    (``traffic.outgoing_pairs``), to ``addresses`` only when given (emails
+    or partners), sorted."""
+    pairs = [(message_id, address) for message_id, _s, address in outgoing_pairs(mails)]
+    if addresses is not None:
+        if not isinstance(addresses, list | tuple | set):
+            addresses = addresses.mapped("email")
+        keep = {address.lower() for address in addresses}
+        pairs = [pair for pair in pairs if pair[1] in keep]
+    return sorted(pairs)
+
+
 def patch_smtp_for_tests(case):
     """Let Odoo talk SMTP while tests run, to loopback servers only.
 
@@ -64,6 +111,69 @@ def patch_smtp_for_tests(case):
     case.startClassPatcher(patch.object(modules.module, "current_test", False))
     case.startClassPatcher(patch.dict(config.options, {"smtp_server": ""}))
     case.startClassPatcher(patch.object(base_ir_mail_server, "SMTP_TIMEOUT", 5))
+
+
+class TrafficAssertions:
+    """What the receiving server got, compared with what a person sees.
+
+    Mixed into both test bases: ``assertDeliveredOnce`` compares the
+    (Message-ID, recipient) pairs a loopback server received with the
+    expected ones; ``assertChatter`` reads the chatter's side, the status
+    of each email notification of the mails' messages.
+    """
+
+    def assertDeliveredOnce(self, smtp, expected):
+        """Every expected (Message-ID, recipient) pair, each exactly once."""
+        received = received_pairs(smtp)
+        counts = collections.Counter(received)
+        self.assertEqual(
+            [pair for pair, count in counts.items() if count > 1], [], "received twice"
+        )
+        self.assertEqual(received, sorted(expected))
+
+    def assertChatter(self, mails, sent=(), exception=(), ready=(), reason=None):
+        """The email notifications of ``mails``' messages, as the chatter
+        shows them: exactly ``sent``, ``exception`` and ``ready`` (partners,
+        or their emails), each notification in one of them. Those in
+        exception say why (``reason`` in it, when given); the others carry
+        no failure. A template's mail has no notification: ``assertChatter
+        (mail)`` then checks that none was made."""
+
+        def emails(partners):
+            if isinstance(partners, list | tuple | set):
+                return [email.lower() for email in partners]
+            return [email.lower() for email in partners.mapped("email")]
+
+        notifications = (
+            mails.env["mail.notification"]
+            .sudo()
+            .search(
+                [
+                    ("mail_message_id", "in", mails.mail_message_id.ids),
+                    ("notification_type", "=", "email"),
+                ]
+            )
+        )
+        self.assertEqual(
+            sorted(
+                (note.res_partner_id.email.lower(), note.notification_status)
+                for note in notifications
+            ),
+            sorted(
+                [(email, "sent") for email in emails(sent)]
+                + [(email, "exception") for email in emails(exception)]
+                + [(email, "ready") for email in emails(ready)]
+            ),
+        )
+        for note in notifications:
+            if note.notification_status == "exception":
+                self.assertTrue(note.failure_type, "a failed notification says why")
+                self.assertTrue(note.failure_reason, "a failed notification says why")
+                if reason:
+                    self.assertIn(reason, note.failure_reason)
+            else:
+                self.assertFalse(note.failure_type, note.failure_reason)
+                self.assertFalse(note.failure_reason)
 
 
 class MailOutboundCase(TransactionCase):
@@ -123,7 +233,7 @@ class MailOutboundCase(TransactionCase):
         )
 
 
-class MailOutboundSmtpCase(MailOutboundCase):
+class MailOutboundSmtpCase(TrafficAssertions, MailOutboundCase):
     """Real loopback SMTP servers, and Odoo allowed to talk to them.
 
     Odoo skips SMTP while tests run (``modules.module.current_test``); here
@@ -176,6 +286,55 @@ class MailOutboundSmtpCase(MailOutboundCase):
         super().setUp()
         for smtp in self.loopback_servers:
             smtp.reset()
+        self._traffic_count = 0
+
+    # -- Odoo's real traffic (tests/traffic.py) ------------------------------
+    def new_traffic(self, **sizes):
+        """A :class:`RealTraffic` with a tag of its own: its recipients'
+        addresses, ``t<N>.<shape>.<n>@dest.example``, are the test's only."""
+        self._traffic_count += 1
+        return RealTraffic(self.env, tag=f"t{self._traffic_count}", **sizes)
+
+    def queue_notification(self, partners=3, **post_values):
+        """A chatter comment to a record's ``partners`` partner followers,
+        queued (``force_send=False``), kept once sent (``mail_auto_delete``
+        false, unless ``post_values`` say otherwise): the mail Odoo sends
+        most. Returns its ``mail.mail``: one mail, with one SMTP message per
+        partner; ``recipient_ids`` are in the order core sends to them
+        (``t<N>.post0.0@``, ``.1@``, ...)."""
+        post_values.setdefault("mail_auto_delete", False)
+        traffic = self.new_traffic()
+        traffic.followers = partners
+        message = traffic.post(**post_values)
+        # read back as core's _send reads them after the queue's commits
+        # (flush and invalidate): recipient_ids in res.partner's order, the
+        # order of the SMTP messages; the cache holds them in the order of
+        # a set of ids
+        self.env.invalidate_all()
+        mails = self.env["mail.mail"].search([("mail_message_id", "=", message.id)])
+        self.assertEqual(len(mails), 1)
+        self.assertEqual(len(mails.recipient_ids), partners)
+        self.assertEqual(mails.auto_delete, post_values["mail_auto_delete"], "as asked")
+        return mails
+
+    def queue_notifications(self, count, partners=1, **post_values):
+        """``count`` chatter notifications (:meth:`queue_notification`), each
+        on its own record; their mails, in the order they were queued."""
+        mails = self.env["mail.mail"]
+        for _index in range(count):
+            mails |= self.queue_notification(partners, **post_values)
+        return mails
+
+    def queue_template(self, partners=2, auto_delete=False):
+        """A ``mail.template`` with ``partner_to`` (``partners`` partners)
+        and an attachment, sent with ``send_mail(force_send=False)``.
+        Returns its ``mail.mail``: one SMTP message per partner
+        (``t<N>.template<0|1>.<n>@``), no chatter notification."""
+        mail = self.new_traffic().template(auto_delete, partners)
+        self.env.invalidate_all()  # see queue_notification
+        self.assertEqual(len(mail.recipient_ids), partners)
+        self.assertFalse(mail.email_to)
+        return mail
 
     def create_mails(self, count=1, **values):
         """``count`` queued mails (see :func:`mail_values`)."""
@@ -252,19 +411,6 @@ class MailOutboundSmtpCase(MailOutboundCase):
             {"sent"},
         )
 
-    def assertDeliveredOnce(self, smtp, expected):
-        """Every expected (Message-ID, recipient) pair, each exactly once."""
-        received = sorted(
-            (message["message"]["Message-Id"], rcpt.lower())
-            for message in smtp.messages
-            for rcpt in message["rcpt_tos"]
-        )
-        counts = collections.Counter(received)
-        self.assertEqual(
-            [pair for pair, count in counts.items() if count > 1], [], "received twice"
-        )
-        self.assertEqual(received, sorted(expected))
-
     def received(self, smtp, count=1):
         """The messages ``smtp`` received, checking how many there are."""
         self.assertEqual(
@@ -309,7 +455,7 @@ class MailOutboundDnsCase(MailOutboundSmtpCase):
         return get_txt
 
 
-class MailOutboundCommitCase(TransactionCase):
+class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
     """Tests that commit: the queue as its scheduled action runs it.
 
     Odoo's test runner marks its thread ``testing``, which turns the queue's
@@ -336,16 +482,33 @@ class MailOutboundCommitCase(TransactionCase):
     - afterwards every row committed since the test started in the tables of
       :attr:`COMMITTED_MODELS` is deleted, and the parameters the test set
       are restored, so the database is as before.
+
+    Its test classes carry the tag ``mail_outbound_commit`` besides
+    ``mail_outbound``: they commit, and clean up by deleting the rows
+    newer than the test's start, other people's too, so they belong on a
+    throwaway database (``scripts/test`` makes one). ``/mail_outbound``
+    selects them still (Odoo 18's ``--test-tags``: a ``/module`` spec
+    means the ``standard`` tag of that module, which they keep); leave them
+    out on a shared database with ``--test-tags
+    /mail_outbound,-mail_outbound_commit``, or run only them with
+    ``--test-tags mail_outbound_commit``.
     """
 
     # models whose rows a committing test may leave behind, in deletion order
     COMMITTED_MODELS = (
+        # the chatter's live updates of a failed notification
+        "bus.bus",
         "mail.delivery.log",
         "mail.outbound.handover",
         "mail.outbound.batch",
         "mail.notification",
         "mail.mail",
         "mail.message",
+        # what create_committed_traffic makes besides
+        "mail.followers",
+        "mail.template",
+        "ir.attachment",
+        "res.partner",
         "ir.cron.trigger",
         "ir.mail_server",
     )
@@ -373,6 +536,7 @@ class MailOutboundCommitCase(TransactionCase):
             servers = env["ir.mail_server"].search([])
             self._set_aside = servers.ids
             servers.active = False
+        self._traffic_count = 0
         # first registered, last run: after the test's own connections closed
         self.addCleanup(self._remove_committed)
 
@@ -437,6 +601,32 @@ class MailOutboundCommitCase(TransactionCase):
         with self.committed_cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             return env["mail.mail"].create(mail_values(count, **values)).ids
+
+    def create_committed_traffic(self, notifications=0, templates=0, partners=1):
+        """Odoo's real shapes (``tests/traffic.py``), queued and committed:
+        ``notifications`` chatter comments, each to ``partners`` partner
+        followers of a record of its own, then ``templates`` templates with
+        ``partner_to`` (``partners`` partners) and an attachment. Kept once
+        sent (no auto-delete). The ids of their mails, in that order; their
+        recipients are ``c<N>.post<i>.<n>@dest.example`` and
+        ``c<N>.template0.<n>@dest.example``."""
+        ids = []
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self._traffic_count += 1
+            traffic = RealTraffic(env, tag=f"c{self._traffic_count}")
+            traffic.followers = partners
+            Mail = env["mail.mail"]
+            for n in range(notifications):
+                message = traffic.post(n, mail_auto_delete=False)
+                ids += Mail.search([("mail_message_id", "=", message.id)]).ids
+            for _index in range(templates):
+                # a tag each: the template's partners are template0.<n>
+                self._traffic_count += 1
+                template = RealTraffic(env, tag=f"c{self._traffic_count}")
+                ids += template.template(False, partners).ids
+        self.assertEqual(len(ids), notifications + templates)
+        return ids
 
     def run_as_worker(self, function, timeout=300):
         """``function()`` in a thread that is not marked ``testing``, as the

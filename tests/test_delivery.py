@@ -3,6 +3,15 @@
 Every test ends with each mail sent, deferred with its next attempt, or
 failed with a reason a person can act on. Time is passed by moving the
 queue's dates, never slept through.
+
+The mails are the ones Odoo really queues (``tests/traffic.py``): chatter
+notifications to partner followers (one SMTP message per partner) and
+templates with ``partner_to`` and an attachment; a hand-made ``email_to``
+mail only where the behaviour is that mail's own. Each test compares the
+(Message-ID, recipient) pairs the loopback server received with the
+records, and what the chatter shows: a notification ``sent`` for a
+delivered recipient, ``exception`` with the reason for a refused one,
+``ready`` while its mail is deferred.
 """
 
 import json
@@ -15,7 +24,12 @@ from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
-from .common import MailOutboundSmtpCase
+from .common import (
+    MailOutboundSmtpCase,
+    capture_delivery_logs,
+    mail_pairs,
+    received_pairs,
+)
 from .loopback_smtp import closed_port
 
 
@@ -37,16 +51,7 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def setUp(self):
         super().setUp()
-        self.Log = self.env["mail.delivery.log"]
-        self.logs_before = self.Log.search([]).ids
-
-    def new_logs(self, mails=None):
-        logs = self.Log.search([("id", "not in", self.logs_before)], order="id")
-        if mails is not None:
-            logs = logs.filtered(
-                lambda log: log.message_id in mails.mapped("message_id")
-            )
-        return logs
+        self.new_logs = capture_delivery_logs(self.env)
 
     def run_queue(self, mails):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
@@ -78,7 +83,8 @@ class TestDelivery(MailOutboundSmtpCase):
     # -- temporary and permanent ------------------------------------------
     def test_451_on_data_defers_with_backoff_then_sends(self):
         self.smtp_primary.script("data", 451, "4.7.1 Try again later", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=3)
+        followers = mail.recipient_ids
         before = fields.Datetime.now()
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
@@ -92,109 +98,173 @@ class TestDelivery(MailOutboundSmtpCase):
         )
         self.assertEqual(log.next_attempt, mail.scheduled_date)
         self.assertFalse(self.smtp_primary.messages)
+        # nobody got it: the chatter waits, no red envelope
+        self.assertChatter(mail, ready=followers)
 
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 1)
+        self.received(self.smtp_primary, 3)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
+        self.assertChatter(mail, sent=followers)
         sent_log = self.new_logs()[-1]
         self.assertEqual((sent_log.outcome, sent_log.smtp_code), ("sent", 250))
         self.assertIn("queued", sent_log.smtp_reply)
         self.assertEqual(sent_log.mail_server_id, self.primary)
+        self.assertEqual(sent_log.recipient_count, 3)
 
     def test_452_on_rcpt_defers(self):
         self.smtp_primary.script("rcpt", 452, "4.2.2 Mailbox full")
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("452", mail.failure_reason)
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(mail)
 
     def test_550_on_rcpt_fails_for_good(self):
         self.smtp_primary.script("rcpt", 550, "5.1.1 No such user")
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=3)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertEqual(mail.failure_type, "mail_email_invalid")
         self.assertIn("550 5.1.1 No such user", mail.failure_reason)
         self.assertEqual(self.new_logs().outcome, "failed")
+        self.assertFalse(self.smtp_primary.messages)
+        # core stops at the first refused partner: every follower's
+        # notification in exception, with the server's words
+        self.assertChatter(
+            mail, exception=mail.recipient_ids, reason="550 5.1.1 No such user"
+        )
 
     def test_554_on_data_fails_for_good(self):
         self.smtp_primary.script("data", 554, "5.7.1 Spam detected")
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertEqual(mail.failure_type, "mail_smtp")
         self.assertIn("554 5.7.1 Spam detected", mail.failure_reason)
         log = self.new_logs()
         self.assertEqual((log.outcome, log.smtp_code), ("failed", 554))
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(mail)
+
+    def test_554_on_data_for_one_follower(self):
+        """The second follower's copy refused for good: the first has it,
+        the chatter says who did not get it and why."""
+        mail = self.queue_notification(partners=3)
+        first, second, third = mail.recipient_ids
+        self.smtp_primary.script("data", 554, "5.7.1 Spam detected", match=second.email)
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertEqual(mail.failure_type, "mail_smtp")
+        self.assertIn("Sent to some recipients only", mail.failure_reason)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail, first))
+        # core's loop stops at the refusal: the third was never tried either
+        self.assertChatter(
+            mail, sent=first, exception=second | third, reason="554 5.7.1"
+        )
+        self.assertEqual(self.new_logs().outcome, "failed")
+        self.run_queue(mail)
+        self.received(self.smtp_primary, 1)  # not retried
 
     def test_connection_dropped_after_data(self):
         """Issue #15: the server may have it; never sent again by itself.
         The other mails go on the queue's other sessions."""
-        self.smtp_primary.script("data", action="accept_close", match="rcpt0@")
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
+        dropped, untried = mails[0].recipient_ids
+        self.smtp_primary.script("data", action="accept_close", match=dropped.email)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)
+        self.received(self.smtp_primary, 5)
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails[1:]) + mail_pairs(mails[0], dropped)
+        )
         self.assertEqual(mails[0].state, "exception")
         self.assertTrue(mails[0].delivery_maybe_delivered)
         self.assertIn("may have been delivered", mails[0].failure_reason)
         self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        # core's loop stops with the session: the second follower never got
+        # it; both notifications say why
+        self.assertChatter(
+            mails[0], exception=dropped | untried, reason="may have been delivered"
+        )
+        self.assertChatter(mails[1:], sent=mails[1:].recipient_ids)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)  # nothing sent twice
+        self.received(self.smtp_primary, 5)  # nothing sent twice
 
     def test_connection_dropped_after_data_on_one_session(self):
         """Parallel Connections 1: core's loop, whose batch stops with the
         session."""
         self.primary.parallel_connections = 1
         self.smtp_primary.script("data", action="accept_close", times=1)
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
+        dropped, untried = mails[0].recipient_ids
         self.run_queue(mails)
         self.received(self.smtp_primary, 1)
         self.assertEqual(mails[0].state, "exception")
         self.assertTrue(mails[0].delivery_maybe_delivered)
         self.assertIn("may have been delivered", mails[0].failure_reason)
         self.assertIn("Send Again", mails[0].failure_reason)
+        self.assertChatter(mails[0], exception=dropped | untried)
         # the session is gone: core's batch stops, the others were never
         # tried and stay queued as they were, for the next run
         self.assertEqual(mails[1:].mapped("state"), ["outgoing", "outgoing"])
         self.assertFalse(any(mails[1:].mapped("delivery_deferred")))
         self.assertFalse(any(mails[1:].mapped("delivery_attempts")))
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertChatter(mails[1:], ready=mails[1:].recipient_ids)
         self.run_queue(mails)
         self.assertEqual(mails[1:].mapped("state"), ["sent", "sent"])
+        self.assertChatter(mails[1:], sent=mails[1:].recipient_ids)
         self.run_queue(mails)
-        self.received(self.smtp_primary, 3)  # nothing sent twice
+        self.received(self.smtp_primary, 5)  # nothing sent twice
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails[1:]) + mail_pairs(mails[0], dropped)
+        )
         # a person checked it did not arrive: one click sends it again
         mails[0].action_send_again()
         self.assertFalse(mails[0].delivery_maybe_delivered)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3)
-        self.received(self.smtp_primary, 4)
+        self.received(self.smtp_primary, 7)
+        self.assertChatter(mails, sent=mails.recipient_ids)
+        self.assertEqual(
+            self.smtp_primary.messages[-1]["message"]["Message-Id"],
+            mails[0].message_id,
+        )
 
     def test_connection_dropped_after_data_retried_when_so_set(self):
         self.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.after_data_drop", "retry"
         )
         self.smtp_primary.script("data", action="accept_close", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
+        self.assertChatter(mail, ready=mail.recipient_ids)
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 2)  # the duplicate the setting accepts
+        # the duplicate the setting accepts: the first follower's copy twice
+        self.received(self.smtp_primary, 3)
+        self.assertEqual(
+            received_pairs(self.smtp_primary),
+            sorted(mail_pairs(mail) + mail_pairs(mail, mail.recipient_ids[0])),
+        )
+        self.assertChatter(mail, sent=mail.recipient_ids)
 
     def test_connection_dropped_before_data_is_temporary(self):
         self.smtp_primary.script("rcpt", action="close", times=1)
-        mail = self.create_mails()
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertFalse(mail.delivery_maybe_delivered)
         self.pass_time(mail)
         self.run_queue(mail)
         self.assertEndStates(mail, sent=1)
-        self.received(self.smtp_primary, 1)
+        self.received(self.smtp_primary, 2)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
 
     def test_send_again_is_for_administrators(self):
         mail = self.create_mails()
@@ -213,22 +283,27 @@ class TestDelivery(MailOutboundSmtpCase):
     def test_server_that_never_answers_times_out(self):
         # before the end of DATA: temporary, deferred
         self.smtp_primary.script("rcpt", action="hang", times=1)
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         self.assertIn("timed out", mail.failure_reason)
+        self.assertChatter(mail, ready=mail.recipient_ids)
         # no reply after the end of DATA: may have been delivered
         self.smtp_primary.script("data", action="hang", times=1)
-        late = self.create_mails()
+        late = self.queue_notification(partners=2)
         with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 1):
             self.run_queue(late)
         self.assertEqual(late.state, "exception")
         self.assertIn("may have been delivered", late.failure_reason)
+        self.assertChatter(
+            late, exception=late.recipient_ids, reason="may have been delivered"
+        )
+        self.assertFalse(self.smtp_primary.messages)
 
     def test_gives_up_after_the_queue_lifetime(self):
         self.smtp_primary.script("data", 451, "4.7.1 Still busy")
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         mail.write(
             {
                 "delivery_attempts": 30,
@@ -239,35 +314,47 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEndStates(mail, failed=1)
         self.assertIn("longer than the queue lifetime", mail.failure_reason)
         self.assertIn("451 4.7.1 Still busy", mail.failure_reason)
+        self.assertFalse(self.smtp_primary.messages)
+        self.assertChatter(
+            mail, exception=mail.recipient_ids, reason="longer than the queue lifetime"
+        )
 
     def test_partial_delivery_is_not_retried(self):
         # core sends one message per partner, in the partners' order as the
         # database gives it (the queue's commits empty the cache): the
-        # refused one last, after one was accepted
-        partners = self.env["res.partner"].create(
-            [
-                {"name": "A Ok", "email": "ok@destination.example"},
-                {"name": "Z Later", "email": "later@destination.example"},
-            ]
-        )
-        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="later@")
-        mail = self.create_mails(email_to=False, recipient_ids=[(6, 0, partners.ids)])
+        # refused one after one was accepted
+        mail = self.queue_notification(partners=3)
+        accepted, later, untried = mail.recipient_ids
+        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match=later.email)
         self.run_queue(mail)
         self.assertEndStates(mail, failed=1)
         self.assertIn("Sent to some recipients only", mail.failure_reason)
         self.received(self.smtp_primary, 1)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail, accepted))
+        # core's loop stopped at the refusal: the third was never tried
+        self.assertChatter(
+            mail, sent=accepted, exception=later | untried, reason="451 4.7.1 Later"
+        )
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.received(self.smtp_primary, 1)  # not retried
 
     # -- failover and circuit breaker --------------------------------------
     def test_failover_from_a_dead_primary(self):
         self.primary.smtp_port = closed_port()
-        mails = self.create_mails(2)
+        # one batch (one author, one From): one connection to the primary
+        mails = self.queue_notifications(2, partners=2)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2)
-        self.received(self.smtp_secondary, 2)
+        self.received(self.smtp_secondary, 4)
+        self.assertDeliveredOnce(self.smtp_secondary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
         self.assertEqual(self.primary.delivery_failures, 1)
         self.assertTrue(self.primary.last_delivery_error)
         logs = self.new_logs()
         delivered = logs.filtered(lambda log: log.outcome == "sent")
+        self.assertEqual(delivered.mail_id, mails)
+        self.assertEqual(delivered.mapped("recipient_count"), [2, 2])
         self.assertEqual(delivered.mapped("failover_from_id"), self.primary)
         self.assertEqual(delivered.mapped("mail_server_id"), self.secondary)
         self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
@@ -296,10 +383,11 @@ class TestDelivery(MailOutboundSmtpCase):
                 else:
                     smtp, server = self.start_smtp_server("Busy", sequence=0)
                     smtp.script("connect", 421, "4.3.2 Too busy")
-                mail = self.create_mails()
+                mail = self.queue_template(partners=2)
                 self.run_queue(mail)
                 self.assertEndStates(mail, sent=1)
                 self.assertFalse(smtp.messages)
+                self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mail))
                 self.assertEqual(server.delivery_failures, 1)
                 server.active = False
                 self.smtp_primary.reset()
@@ -308,16 +396,21 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.smtp_port = closed_port()
         self.secondary.from_filter = "example.org"
         self.alias_domain.default_from = "notifications@example.org"
-        mail = self.create_mails(email_from='"Bob" <bob@example.com>')
+        # a template sent as '"Traffic" <traffic@example.com>'
+        mail = self.queue_template(partners=2)
         self.run_queue(mail)
-        (received,) = self.received(self.smtp_secondary)
-        self.assertAddress(
-            received["message"]["From"], "Bob", "notifications@example.org"
-        )
+        received = self.received(self.smtp_secondary, 2)
+        self.assertDeliveredOnce(self.smtp_secondary, mail_pairs(mail))
+        for copy in received:
+            self.assertAddress(
+                copy["message"]["From"], "Traffic", "notifications@example.org"
+            )
         # issue #9: the Routing tab says what the secondary received
         self.assertEqual(mail.routing_server_id, self.secondary)
         self.assertIn("<notifications@example.org>", mail.routing_email_from)
-        self.assertEqual(mail.routing_envelope_from, received["mail_from"])
+        self.assertEqual(
+            {mail.routing_envelope_from}, {copy["mail_from"] for copy in received}
+        )
         log = self.new_logs().filtered(lambda log: log.outcome == "sent")
         self.assertIn("<notifications@example.org>", log.email_from)
 
@@ -325,51 +418,70 @@ class TestDelivery(MailOutboundSmtpCase):
         smtp, flaky = self.start_smtp_server("Flaky", sequence=0)
         smtp.script("connect", 421, "4.3.2 Busy")
         connect_rule = smtp.rules[0]
+        mails = self.env["mail.mail"]
         for _attempt in range(3):
-            self.run_queue(self.create_mails())
+            mails |= self.queue_notification(partners=2)
+            self.run_queue(mails[-1])
         self.assertEqual(flaky.delivery_failures, 3)
         self.assertGreater(flaky.unhealthy_until, fields.Datetime.now())
         # open circuit: not even tried
-        self.run_queue(self.create_mails())
+        mails |= self.queue_notification(partners=2)
+        self.run_queue(mails[-1])
         self.assertEqual(connect_rule.used, 3)
-        self.received(self.smtp_primary, 4)
+        self.received(self.smtp_primary, 8)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
         # after the cooldown, one try; success closes the circuit
         smtp.reset()
         flaky.unhealthy_until = fields.Datetime.now() - timedelta(seconds=1)
-        self.run_queue(self.create_mails())
+        mail = self.queue_notification(partners=2)
+        self.run_queue(mail)
         self.assertEqual(flaky.delivery_failures, 0)
         self.assertFalse(flaky.unhealthy_until)
-        self.received(smtp, 1)
+        self.received(smtp, 2)
+        self.assertDeliveredOnce(smtp, mail_pairs(mail))
+        self.assertChatter(mail, sent=mail.recipient_ids)
 
     def test_every_server_down_defers(self):
         self.primary.smtp_port = closed_port()
         self.secondary.smtp_port = closed_port()
-        mails = self.create_mails(4)
+        notifications = self.queue_notifications(2, partners=2)
+        mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
         self.assertEndStates(mails, deferred=4)
         self.assertEqual(len(self.new_logs()), 4)
         self.assertEqual(set(self.new_logs().mapped("outcome")), {"deferred"})
+        self.assertEqual(self.new_logs().mail_id, mails)
+        self.assertChatter(mails, ready=notifications.recipient_ids)
 
     def test_bad_tls_defers(self):
         # the record expects implicit TLS, the server speaks cleartext
         self.primary.smtp_encryption = "ssl"
         self.secondary.smtp_encryption = "ssl"
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
+        self.assertChatter(mail, ready=mail.recipient_ids)
 
     # -- limits --------------------------------------------------------------
     def test_server_daily_limit_reached_mid_batch_then_next_day(self):
         self.primary.daily_limit = 3
         self.secondary.active = False
-        mails = self.create_mails(5)
+        mails = self.queue_notifications(5, partners=2)
         now = fields.Datetime.now()
         self.run_queue(mails)
         self.assertEndStates(mails, sent=3, deferred=2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("daily limit of 3 mails of Primary", waiting[0].failure_reason)
         self.assertGreater(waiting[0].scheduled_date, now)
+        # a mail to two followers counts once
         self.assertEqual(self.primary.sent_today, 3)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails,
+            sent=(mails - waiting).recipient_ids,
+            ready=waiting.recipient_ids,
+        )
         # the next day: yesterday's sends no longer count
         self.env.cr.execute(
             "UPDATE mail_delivery_log SET create_date = create_date - interval '1 day'"
@@ -377,6 +489,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.pass_time(waiting)
         self.run_queue(waiting)
         self.assertEndStates(mails, sent=5)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def test_day_follows_the_company_time_zone(self):
         self.env.company.partner_id.tz = "Europe/Bucharest"
@@ -385,7 +499,7 @@ class TestDelivery(MailOutboundSmtpCase):
         # 23:30 in Bucharest (UTC+2): the local day ends in 30 minutes
         late = fields.Datetime.to_datetime("2026-11-24 21:30:00")
         with patch.object(fields.Datetime, "now", return_value=late):
-            mails = self.create_mails(2)
+            mails = self.queue_notifications(2, partners=2)
             self.run_queue(mails)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertEqual(
@@ -394,11 +508,18 @@ class TestDelivery(MailOutboundSmtpCase):
 
     def test_database_daily_limit(self):
         self.env["ir.config_parameter"].sudo().set_param("mail_outbound.daily_limit", 2)
-        mails = self.create_mails(4)
+        notifications = self.queue_notifications(2, partners=2)
+        mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2, deferred=2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails,
+            sent=(notifications - waiting).recipient_ids,
+            ready=(notifications & waiting).recipient_ids,
+        )
 
     def cron_triggers(self):
         cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
@@ -410,7 +531,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.secondary.active = False
         self.smtp_primary.script("rcpt", 451, "4.7.1 Greylisted", times=1)
         before = self.cron_triggers()
-        mail = self.create_mails()
+        mail = self.queue_notification(partners=2)
         with (
             self.assertLogs(
                 "odoo.addons.mail_outbound.models.mail_mail_delivery", "WARNING"
@@ -423,6 +544,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(len(lines), 1)
         for words in (str(mail.id), "Primary", "451", "next attempt"):
             self.assertIn(words, lines[0])
+        self.assertChatter(mail, ready=mail.recipient_ids)
         triggers = self.cron_triggers() - before
         self.assertEqual(triggers.mapped("call_at"), [mail.scheduled_date])
 
@@ -431,7 +553,7 @@ class TestDelivery(MailOutboundSmtpCase):
         mail waits (the server's own reply) and when it is tried again."""
         self.secondary.active = False
         self.smtp_primary.script("data", 451, "4.7.1 Mailbox busy, try later")
-        mail = self.create_mails()
+        mail = self.queue_template()
         self.run_queue(mail)
         self.assertEndStates(mail, deferred=1)
         admin = self.env["res.users"].create(
@@ -485,38 +607,63 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.rate_per_minute = 1
         self.secondary.active = False
         before = self.cron_triggers()
-        mails = self.create_mails(2)
+        mails = self.queue_notifications(2, partners=2)
         self.run_queue(mails)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+        self.assertChatter(
+            mails, sent=(mails - waiting).recipient_ids, ready=waiting.recipient_ids
+        )
         triggers = self.cron_triggers() - before
         self.assertEqual(triggers.mapped("call_at"), [waiting.scheduled_date])
 
     def test_rate_per_minute(self):
         self.primary.rate_per_minute = 2
         self.secondary.active = False
-        mails = self.create_mails(3)
+        mails = self.queue_notifications(3, partners=2)
         self.run_queue(mails)
         self.assertEndStates(mails, sent=2, deferred=1)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertIn("at most 2 mails a minute", waiting.failure_reason)
         self.assertEqual(waiting.scheduled_date.second, 0)
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
+        self.assertChatter(
+            mails, sent=(mails - waiting).recipient_ids, ready=waiting.recipient_ids
+        )
 
     # -- mixed batch, claims -------------------------------------------------
     def test_mixed_faults_every_mail_accounted_for(self):
         self.secondary.active = False
-        self.smtp_primary.script("rcpt", 550, "5.1.1 Unknown", match="rcpt1@")
-        self.smtp_primary.script("rcpt", 451, "4.7.1 Later", match="rcpt2@")
-        mails = self.create_mails(6)
+        notifications = self.queue_notifications(3, partners=2)
+        templates = self.queue_template() | self.queue_template()
+        templates |= self.queue_template()
+        mails = notifications | templates
+        refused, deferred = notifications[1], templates[2]
+        self.smtp_primary.script(
+            "rcpt", 550, "5.1.1 Unknown", match=refused.recipient_ids[0].email
+        )
+        self.smtp_primary.script(
+            "rcpt", 451, "4.7.1 Later", match=deferred.recipient_ids[0].email
+        )
         self.run_queue(mails)
         self.assertEndStates(mails, sent=4, deferred=1, failed=1)
-        self.assertEqual(len(self.smtp_primary.messages), 4)
+        self.assertEqual((refused.state, deferred.state), ("exception", "outgoing"))
+        self.assertEqual(len(self.smtp_primary.messages), 8)
+        self.assertDeliveredOnce(
+            self.smtp_primary, mail_pairs(mails - refused - deferred)
+        )
         outcomes = sorted(self.new_logs().mapped("outcome"))
         self.assertEqual(
             outcomes, ["deferred", "failed", "sent", "sent", "sent", "sent"]
         )
+        self.assertChatter(
+            notifications,
+            sent=(notifications - refused).recipient_ids,
+            exception=refused.recipient_ids,
+            reason="550 5.1.1 Unknown",
+        )
 
     def test_claimed_mails_are_left_to_their_worker(self):
-        mails = self.create_mails(2)
+        mails = self.queue_notifications(2, partners=2)
         other = mails[0]
         other.write(
             {
@@ -532,6 +679,8 @@ class TestDelivery(MailOutboundSmtpCase):
         self.run_queue(mails)
         self.assertEqual(other.state, "sent")
         self.assertFalse(any(mails.mapped("delivery_claim")))
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def mark_batch(self, mails, age="1 hour", claim="a-worker"):
         self.env.flush_all()
@@ -542,12 +691,15 @@ class TestDelivery(MailOutboundSmtpCase):
         )
 
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
-        finished, deferred, interrupted, untried = self.create_mails(4)
+        finished, deferred, interrupted, untried = self.queue_notifications(
+            4, partners=2
+        )
         finished.state = "sent"
         deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
         # what a worker killed while handing `interrupted` over leaves behind
         self.mark_batch(finished | deferred | interrupted | untried)
-        self.run_queue(self.create_mails())
+        run = self.queue_template()
+        self.run_queue(run)
         self.assertEqual(
             (interrupted.state, interrupted.failure_type), ("exception", "mail_smtp")
         )
@@ -556,6 +708,9 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(finished.state, "sent")
         self.assertEqual((deferred.state, untried.state), ("outgoing", "outgoing"))
         self.assertFalse(untried.failure_reason)
+        self.assertChatter(deferred | untried, ready=(deferred | untried).recipient_ids)
+        # none of the batch was sent by this run
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(run))
         self.env.cr.execute(
             "SELECT COUNT(*) FROM mail_outbound_batch WHERE claim = 'a-worker'"
         )
@@ -579,47 +734,50 @@ class TestDelivery(MailOutboundSmtpCase):
         )
 
     def test_mails_delivered_but_never_committed_are_marked_sent(self):
-        """What a worker committing every 50 mails leaves when it is killed."""
-        partner = self.env["res.partner"].create(
-            {"name": "Carol", "email": "carol@destination.example"}
-        )
-        delivered, partial, refused, interrupted, untried = self.create_mails(5)
-        deleted = self.create_mails(auto_delete=True)
-        message = self.env["mail.message"].create(
-            {"body": "<p>x</p>", "message_type": "comment"}
-        )
-        delivered.write({"mail_message_id": message.id, "is_notification": True})
-        notification = self.env["mail.notification"].create(
-            {
-                "mail_message_id": message.id,
-                "mail_mail_id": delivered.id,
-                "res_partner_id": partner.id,
-                "notification_type": "email",
-                "notification_status": "ready",
-            }
-        )
+        """What a worker committing every 50 mails leaves when it is killed:
+        chatter notifications and templates, settled with the partners the
+        worker recorded as served (ids read back from JSON)."""
+        delivered = self.queue_notification(partners=2)
+        deleted = self.queue_template(auto_delete=True)
+        partial = self.queue_notification(partners=2)
+        refused = self.queue_notification(partners=1)
+        interrupted = self.queue_notification(partners=1)
+        untried = self.queue_template()
+        served, unserved = partial.recipient_ids
         batch = delivered | deleted | partial | refused | interrupted | untried
         message_ids = {mail: mail.message_id for mail in batch}
         self.mark_batch(batch)
-        self.record_handover(delivered, True, [partner.id])
-        self.record_handover(deleted, True)
-        self.record_handover(partial, True, failure_type="mail_email_invalid")
+        self.record_handover(delivered, True, delivered.recipient_ids.ids)
+        self.record_handover(deleted, True, deleted.recipient_ids.ids)
+        self.record_handover(
+            partial, True, served.ids, failure_type="mail_email_invalid"
+        )
         self.record_handover(refused, False, failure_type="mail_smtp")
-        self.run_queue(self.create_mails())
+        self.run_queue(self.queue_template())
         # delivered: sent, with core's own post-processing, never again
         self.assertEqual(delivered.state, "sent")
-        self.assertEqual(notification.notification_status, "sent")
+        self.assertChatter(delivered, sent=delivered.recipient_ids)
         self.assertFalse(deleted.exists(), "auto-deleted like any sent mail")
         self.assertEqual(
             (partial.state, partial.failure_type), ("exception", "mail_email_invalid")
         )
         self.assertIn("Sent to some recipients only", partial.failure_reason)
         self.assertIn("550 5.1.1 no such user", partial.failure_reason)
+        self.assertChatter(
+            partial, sent=served, exception=unserved, reason="550 5.1.1 no such user"
+        )
         # refused by the server, its outcome lost: trying again sends nothing twice
         self.assertEqual((refused.state, refused.failure_reason), ("outgoing", False))
+        self.assertChatter(refused, ready=refused.recipient_ids)
         # the first mail never finished was in hand-over; the rest never tried
         self.assertIn("may have been delivered", interrupted.failure_reason)
         self.assertEqual((untried.state, untried.failure_reason), ("outgoing", False))
+        # none of the batch was sent again; only the run's own mail went
+        self.assertEqual(
+            {message["message"]["Message-Id"] for message in self.smtp_primary.messages}
+            & set(message_ids.values()),
+            set(),
+        )
         # each settled mail has its line in the delivery log
         self.assertEqual(
             sorted(
@@ -717,7 +875,7 @@ class TestDelivery(MailOutboundSmtpCase):
     # -- settings ------------------------------------------------------------
     def test_settings_show_daily_usage_and_validate(self):
         self.secondary.active = False
-        self.run_queue(self.create_mails(2))
+        self.run_queue(self.queue_notifications(2, partners=2))
         settings = Form(self.env["res.config.settings"])
         self.assertEqual(settings.mail_outbound_sent_today, 2)
         self.assertEqual(self.primary.sent_today, 2)

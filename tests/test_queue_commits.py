@@ -13,10 +13,10 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import tagged
 
 from ..tools import delivery
-from .common import MailOutboundCommitCase
+from .common import MailOutboundCommitCase, mail_pairs
 
 
-@tagged("post_install", "-at_install", "mail_outbound")
+@tagged("post_install", "-at_install", "mail_outbound", "mail_outbound_commit")
 class TestQueueCommits(MailOutboundCommitCase):
     def connection_failure(self):
         return delivery.Failure(
@@ -104,18 +104,24 @@ class TestQueueCommits(MailOutboundCommitCase):
         )
         self.assertEqual(set(logs.mapped("outcome")), {outcome})
 
-    def send_in_chunks(self, width, refuse_at=None):
+    def send_in_chunks(self, width, refuse_at=None, notifications=False):
         """120 queued mails, committed every 50, for a server with ``width``
         sessions; with ``refuse_at``, the commit of the chunk holding that
-        mail (its index) is refused once. Returns the sink, the ids, what an
-        observer saw (see :meth:`watch_commits`) and the refusal counter."""
+        mail (its index) is refused once. ``notifications``: chatter
+        notifications, each to one partner follower (one message a mail, as
+        the hand-made ones), instead of hand-made ``email_to`` mails.
+        Returns the sink, the ids, what an observer saw (see
+        :meth:`watch_commits`) and the refusal counter."""
         smtp, _server_id = self.start_committed_smtp_server(
             "Sink", parallel_connections=width
         )
         # several sessions overlap only if each hand-over takes a while
         smtp.data_delay = 0.005 if width > 1 else 0
         self.set_committed_param("mail_outbound.queue_commit_every", "50")
-        ids = sorted(self.create_committed_mails(120))
+        if notifications:
+            ids = sorted(self.create_committed_traffic(notifications=120))
+        else:
+            ids = sorted(self.create_committed_mails(120))
         refusals = self.refuse_commit_once(ids[refuse_at]) if refuse_at else None
         seen = self.watch_commits(smtp, ids)
         self.run_queue(ids)
@@ -158,7 +164,9 @@ class TestQueueCommits(MailOutboundCommitCase):
     def test_a_refused_commit_on_four_sessions(self):
         """The mails still out when the commit is refused are waited for and
         recorded: every mail the server got ends sent, none goes twice."""
-        smtp, ids, _seen, refusals = self.send_in_chunks(4, refuse_at=29)
+        smtp, ids, _seen, refusals = self.send_in_chunks(
+            4, refuse_at=29, notifications=True
+        )
         self.assertGreaterEqual(refusals(), 1, "the commit was refused")
         mails = self.committed_mails(ids)
         sent = mails.filtered(lambda mail: mail.state == "sent")
@@ -166,12 +174,20 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertGreaterEqual(len(sent), 50)
         self.assertLessEqual(len(sent), 53)
         self.assertReceivedOnce(smtp, sent)
+        self.assertDeliveredOnce(smtp, mail_pairs(sent))
         self.assertEqual(set((mails - sent).mapped("state")), {"outgoing"})
         self.assertFalse(any(mails.mapped("delivery_claim")), "none left claimed")
+        # settled from the hand-over records: the followers served are told
+        # so; the others wait
+        self.assertChatter(
+            mails, sent=sent.recipient_ids, ready=(mails - sent).recipient_ids
+        )
         self.run_queue(ids)
         mails.invalidate_recordset()
         mails.env.cr.rollback()
         self.assertSentOnce(smtp, mails)
+        self.assertDeliveredOnce(smtp, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def refuse_commit_once(self, mail_id):
         """The database refuses, once, the commit of a transaction that
@@ -217,7 +233,9 @@ class TestQueueCommits(MailOutboundCommitCase):
 
     def test_a_refused_commit_sends_nothing_twice(self):
         # the 30th mail sent, on one session: its chunk's commit is refused
-        smtp, ids, _seen, refusals = self.send_in_chunks(1, refuse_at=29)
+        smtp, ids, _seen, refusals = self.send_in_chunks(
+            1, refuse_at=29, notifications=True
+        )
         self.assertGreaterEqual(refusals(), 1, "the commit was refused")
         mails = self.committed_mails(ids)
         first_chunk = mails.filtered(lambda mail: mail.id in ids[:50])
@@ -226,19 +244,29 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertReceivedOnce(smtp, first_chunk)
         self.assertEqual(set((mails - first_chunk).mapped("state")), {"outgoing"})
         self.assertFalse(any(mails.mapped("delivery_claim")), "none left claimed")
+        # the chatter: the served followers' notifications sent (the
+        # hand-over records' partner ids, given back to core as records)
+        rest = mails - first_chunk
+        self.assertChatter(
+            mails, sent=first_chunk.recipient_ids, ready=rest.recipient_ids
+        )
         # the next run sends the rest, and nothing twice
         self.run_queue(ids)
         mails.invalidate_recordset()
         mails.env.cr.rollback()
         self.assertSentOnce(smtp, mails)
+        self.assertDeliveredOnce(smtp, mail_pairs(mails))
+        self.assertChatter(mails, sent=mails.recipient_ids)
 
     def test_a_dead_workers_claim_is_settled_by_the_next_run(self):
         smtp, _server_id = self.start_committed_smtp_server("Sink")
-        ids = sorted(self.create_committed_mails(10))
+        # chatter notifications, each to two partner followers
+        ids = sorted(self.create_committed_traffic(notifications=10, partners=2))
         long_ago = fields.Datetime.now() - timedelta(days=1)
         # what a worker killed while handing over the 4th mail leaves: its
         # claim, its batch mark, the records of the 3 mails the server
-        # accepted (they reached the server, not this test's one)
+        # accepted for both followers (they reached the server, not this
+        # test's one)
         with self.committed_cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["mail.mail"].browse(ids).write(
@@ -249,8 +277,13 @@ class TestQueueCommits(MailOutboundCommitCase):
             )
             env["mail.outbound.handover"].create(
                 [
-                    {"claim": "dead-worker", "mail_id": mail_id, "delivered": True}
-                    for mail_id in ids[:3]
+                    {
+                        "claim": "dead-worker",
+                        "mail_id": mail.id,
+                        "delivered": True,
+                        "partner_ids": mail.recipient_ids.ids,
+                    }
+                    for mail in env["mail.mail"].browse(ids[:3])
                 ]
             )
         self.assertEqual(
@@ -266,8 +299,10 @@ class TestQueueCommits(MailOutboundCommitCase):
         self.assertOneLogLine(interrupted, "failed")
         self.assertEqual(set(rest.mapped("state")), {"sent"})
         self.assertOneLogLine(rest, "sent")
-        # neither the delivered ones nor the one in doubt went again
-        self.assertReceivedOnce(smtp, rest)
+        # neither the delivered ones nor the one in doubt went again: each
+        # follower's copy of the rest, once, and nothing else
+        self.assertDeliveredOnce(smtp, mail_pairs(rest))
+        self.assertChatter(delivered | rest, sent=(delivered | rest).recipient_ids)
         self.assertFalse(any(mails.mapped("delivery_claim")))
         self.assertFalse(
             mails.env["mail.outbound.batch"].search([("claim", "=", "dead-worker")])

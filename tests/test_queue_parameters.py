@@ -7,6 +7,10 @@ that parameter (a send, a deferral, a failover, a session dropped after
 DATA, the log's cleanup). The run does not raise, the mails end as the
 default would have them, and the log has one WARNING naming the parameter
 (none for an empty value: Odoo reads it as no value, the default).
+
+The mails are chatter notifications, each to two partner followers
+(``create_committed_traffic``): the copies received and the chatter's
+notifications are checked with the mails' states.
 """
 
 import logging
@@ -17,7 +21,7 @@ from odoo.tests import tagged
 
 from ..models import ir_config_parameter
 from ..tools import settings
-from .common import MailOutboundCommitCase
+from .common import MailOutboundCommitCase, mail_pairs
 from .loopback_smtp import closed_port
 
 # the path of a queue run that reads each parameter
@@ -39,7 +43,7 @@ PATHS = {
 BROKEN_VALUES = ("x", "-1", "")
 
 
-@tagged("post_install", "-at_install", "mail_outbound")
+@tagged("post_install", "-at_install", "mail_outbound", "mail_outbound_commit")
 class TestBrokenParameters(MailOutboundCommitCase):
     def test_the_table_covers_every_parameter(self):
         self.assertEqual(set(PATHS), {*settings.PARAMS, "mail.mail.queue.batch.size"})
@@ -87,7 +91,7 @@ class TestBrokenParameters(MailOutboundCommitCase):
 
     def run_path(self, path, smtp, dead_id):
         """One queue run on ``path``; the ids of its mails."""
-        values = {}
+        ids = self.create_committed_traffic(notifications=2, partners=2)
         if path == "defer":
             smtp.script("data", 451, "4.7.1 Try again later")
         elif path == "drop":
@@ -100,8 +104,12 @@ class TestBrokenParameters(MailOutboundCommitCase):
                     "unhealthy_until = NULL WHERE id = %s",
                     (dead_id,),
                 )
-            values["mail_server_id"] = dead_id
-        ids = self.create_committed_mails(2, **values)
+                # a mail's server is its message's (mail.mail _inherits it)
+                cr.execute(
+                    "UPDATE mail_message SET mail_server_id = %s WHERE id IN "
+                    "(SELECT mail_message_id FROM mail_mail WHERE id = ANY(%s))",
+                    (dead_id, ids),
+                )
         self.run_queue(ids)
         if path == "cleanup":
             # the log's cleanup, as its cron runs it; rolled back: the
@@ -116,11 +124,15 @@ class TestBrokenParameters(MailOutboundCommitCase):
                 {m["message"]["Message-Id"] for m in smtp.messages},
                 set(mails.mapped("message_id")),
             )
+            self.assertDeliveredOnce(smtp, mail_pairs(mails))
+            self.assertChatter(mails, sent=mails.recipient_ids)
         elif path == "defer":
             self.assertEqual(set(mails.mapped("state")), {"outgoing"})
             self.assertTrue(all(mails.mapped("delivery_deferred")))
             self.assertTrue(all(mails.mapped("scheduled_date")))
             self.assertIn("451 4.7.1 Try again later", mails[0].failure_reason)
+            self.assertFalse(smtp.messages)
+            self.assertChatter(mails, ready=mails.recipient_ids)
         elif path == "drop":
             # the default: failed as "may have been delivered", not retried.
             # Each mail a session was handing over when the server dropped
@@ -134,4 +146,17 @@ class TestBrokenParameters(MailOutboundCommitCase):
             )
             self.assertEqual(
                 set((mails - dropped).mapped("state")) - {"outgoing"}, set()
+            )
+            # the session died with the first follower's copy: the second
+            # never got it; both notifications say why. A mail never tried
+            # waits, its notifications ready
+            self.assertDeliveredOnce(
+                smtp,
+                mail_pairs(dropped, [mail.recipient_ids[0].email for mail in dropped]),
+            )
+            self.assertChatter(
+                mails,
+                exception=dropped.recipient_ids,
+                ready=(mails - dropped).recipient_ids,
+                reason="may have been delivered",
             )

@@ -109,16 +109,20 @@ class RealTraffic:
         return record
 
     # -- shapes ------------------------------------------------------------------
-    def post(self, n=0):
-        """A chatter comment on a record with 3 partner followers."""
+    def post(self, n=0, **values):
+        """A chatter comment on a record with ``followers`` (3) partner
+        followers; ``values``: more arguments of ``message_post``."""
         followers = self.partners(f"post{n}", self.followers)
         record = self.thread(f"post{n}", followers)
         message = record.with_context(mail_notify_force_send=False).message_post(
-            body=f"<p>{self.tag} post {n}</p>",
-            subject=f"[{self.tag}] post {n}",
-            message_type="comment",
-            subtype_xmlid="mail.mt_comment",
-            force_send=False,
+            **{
+                "body": f"<p>{self.tag} post {n}</p>",
+                "subject": f"[{self.tag}] post {n}",
+                "message_type": "comment",
+                "subtype_xmlid": "mail.mt_comment",
+                "force_send": False,
+                **values,
+            }
         )
         self.messages |= message
         return message
@@ -153,11 +157,12 @@ class RealTraffic:
         self.messages |= reply
         return reply
 
-    def template(self, auto_delete):
-        """A template on res.partner with ``partner_to`` (2 partners) and an
-        attachment, sent with ``send_mail(force_send=False)``."""
+    def template(self, auto_delete, partners=2):
+        """A template on res.partner with ``partner_to`` (``partners``
+        partners) and an attachment, sent with
+        ``send_mail(force_send=False)``."""
         shape = f"template{int(auto_delete)}"
-        to = self.partners(shape, 2)
+        to = self.partners(shape, partners)
         record = self.partners(f"{shape}record", 1)
         attachment = self.env["ir.attachment"].create(
             {
