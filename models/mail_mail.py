@@ -159,9 +159,8 @@ class MailMail(models.Model):
         decide = self._get_routing_decision_memo()
         limit = self._get_delivery_limiter()
         run = self.env.context.get("mail_outbound_run")
-        claim = self.env.context.get("mail_outbound_claim")
         # a queue run marks each batch before it goes to a server
-        mark = run is not None and bool(run.claim)
+        mark = run is not None and run.is_queue
         for (
             _server_id,
             alias_domain_id,
@@ -195,15 +194,13 @@ class MailMail(models.Model):
             for (session_server_id, session_from), mail_ids in per_session.items():
                 # over a daily limit or a rate: deferred to the next window
                 mail_ids = limit(session_server_id, mail_ids)
-                if mail_ids and claim and mark:
+                if mail_ids and mark:
                     width = (
                         self.env["ir.mail_server"]
                         .browse(session_server_id)
                         ._get_lane_width()
                     )
-                    self.env["mail.outbound.queue"]._mark_batch(
-                        run, claim, mail_ids, width
-                    )
+                    self.env["mail.outbound.queue"]._mark_batch(run, mail_ids, width)
                     run.batch_width = width
                 if mail_ids:
                     yield session_server_id, alias_domain_id, session_from, mail_ids

@@ -78,7 +78,7 @@ class MailOutboundQueue(models.AbstractModel):
         return sorted(claimed)
 
     @api.model
-    def _mark_batch(self, run, claim, mail_ids, width=1):
+    def _mark_batch(self, run, mail_ids, width=1):
         """Say, durably, which mails go to a server now, in which order.
 
         A batch is sent mail by mail in this order, on up to ``width``
@@ -88,8 +88,8 @@ class MailOutboundQueue(models.AbstractModel):
         committed nor recorded include the ones it was handing over:
         _settle_interrupted fails those as "may have been delivered" and
         leaves the later ones to a later run. One INSERT per
-        batch, committed synchronously: the mark must outlive a dead worker
-        and a crash of PostgreSQL itself.
+        batch, committed synchronously under the cron: the mark must outlive
+        a dead worker and a crash of PostgreSQL itself.
         """
         if run.journal is None:
             # one journal for the whole run: under the cron a connection of
@@ -98,7 +98,7 @@ class MailOutboundQueue(models.AbstractModel):
             run.journal = run.strategy.open_journal(
                 lambda: sql_db.db_connect(dbname).cursor(), self.env.cr
             )
-        run.journal.mark_batch(claim, mail_ids, width)
+        run.journal.mark_batch(run.claim, mail_ids, width)
 
     @api.model
     def _commit_chunk(self, run):
