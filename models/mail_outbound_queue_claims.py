@@ -328,6 +328,12 @@ class MailOutboundQueue(models.AbstractModel):
             )
             for mail in interrupted:
                 logs += mail._prepare_settled_log_values("failed", reason, now)
+            # core's own post-processing, as for any failed mail: the
+            # chatter shows the failure on each recipient's notification
+            # (never left "ready"), mailing traces fail; nothing is deleted
+            interrupted.with_context(mail_outbound_run=None)._postprocess_sent_message(
+                [], failure_reason=reason, failure_type="mail_smtp"
+            )
         self.env["mail.delivery.log"].sudo()._write_logs(logs)
         # settled: the rest of these claims was never tried, free to go
         Mail.flush_model()

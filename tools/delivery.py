@@ -217,13 +217,20 @@ def attempt_outcome(failure, delivered, retry_after_data=False):
     ``retry_after_data``: a session lost after the end of DATA is retried
     (Postfix's way, duplicates possible) instead of failed as
     "may have been delivered" (the default: never twice).
+
+    A copy lost after the end of DATA is in doubt even when the mail's
+    earlier copies were accepted (a notification, one copy per follower):
+    "may have been delivered", never "refused", and never retried then,
+    which would send the accepted copies again.
     """
     if failure is None:
         return SENT
+    if failure.stage == "after_data":
+        if retry_after_data and not delivered:
+            return DEFERRED
+        return MAYBE_DELIVERED
     if delivered:
         return PARTIAL
-    if failure.stage == "after_data":
-        return DEFERRED if retry_after_data else MAYBE_DELIVERED
     return DEFERRED if failure.temporary else FAILED
 
 

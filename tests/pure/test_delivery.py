@@ -314,6 +314,10 @@ def _failure(kind=TEMPORARY, stage="rcpt"):
         (_failure(PERMANENT), False, False, "failed"),
         (_failure(PERMANENT, "after_data"), False, False, "maybe_delivered"),
         (_failure(PERMANENT, "after_data"), False, True, "deferred"),
+        # an earlier copy accepted, the last one lost after DATA: in doubt,
+        # not refused, and not retried (the accepted copies would go twice)
+        (_failure(PERMANENT, "after_data"), True, False, "maybe_delivered"),
+        (_failure(PERMANENT, "after_data"), True, True, "maybe_delivered"),
         # a drop before the end of DATA is a plain temporary failure
         (_failure(TEMPORARY, "connect"), False, False, "deferred"),
     ],
