@@ -109,10 +109,10 @@ class RealTraffic:
         return record
 
     # -- shapes ------------------------------------------------------------------
-    def post(self, n=0, **values):
-        """A chatter comment on a record with ``followers`` (3) partner
-        followers; ``values``: more arguments of ``message_post``."""
-        followers = self.partners(f"post{n}", self.followers)
+    def post(self, n=0, followers=None, **values):
+        """A chatter comment on a record with ``followers`` (3 by default)
+        partner followers; ``values``: more arguments of ``message_post``."""
+        followers = self.partners(f"post{n}", followers or self.followers)
         record = self.thread(f"post{n}", followers)
         message = record.with_context(mail_notify_force_send=False).message_post(
             **{
@@ -185,6 +185,46 @@ class RealTraffic:
         )
         mail_id = template.send_mail(record.id, force_send=False)
         return self.env["mail.mail"].browse(mail_id)
+
+    def contacts(self, count, auto_delete=False):
+        """``count`` mails of one template whose ``partner_to`` is the
+        record's contacts: records with 1, 2 or 3 contacts in turn (a
+        quotation sent to a customer's contacts)."""
+        records = self.env["res.partner"].create(
+            [
+                {
+                    "name": f"{self.tag} contacts {n}",
+                    "is_company": True,
+                    "child_ids": [
+                        (
+                            0,
+                            0,
+                            {
+                                "name": f"{self.tag} contacts {n}.{k}",
+                                "email": self.address(f"contacts{n}", k),
+                            },
+                        )
+                        for k in range(1 + n % 3)
+                    ],
+                }
+                for n in range(count)
+            ]
+        )
+        template = self.env["mail.template"].create(
+            {
+                "name": f"{self.tag} contacts",
+                "model_id": self.env["ir.model"]._get_id("res.partner"),
+                "subject": f"[{self.tag}] to {{{{ object.name }}}}",
+                "body_html": '<p>Dear <t t-out="object.name"/></p>',
+                "email_from": SENDER,
+                "partner_to": "{{ object.child_ids.ids }}",
+                "auto_delete": auto_delete,
+            }
+        )
+        mail_ids = [
+            template.send_mail(record.id, force_send=False) for record in records
+        ]
+        return self.env["mail.mail"].browse(mail_ids)
 
     def direct(self):
         """One mail with ``email_to``, ``email_cc`` and ``recipient_ids``
