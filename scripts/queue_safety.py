@@ -22,11 +22,18 @@ a database that has mail_outbound:
    one takes none of its mails and nothing is failed as interrupted.
 
 5. Workers killed with SIGKILL at random moments (8 trials, a random
-   commit cadence): after a settlement, none twice, none lost, at most the
-   one mail in hand-over failed as "may have been delivered".
+   commit cadence) on mixed traffic (``tests/traffic.py``: half the mails
+   to an ``email_to`` address, a quarter by a template to a record's 1 to 3
+   contacts, a quarter chatter notifications to 1 to 3 partner followers):
+   after a settlement, no (Message-ID, recipient) pair received twice,
+   none lost, at most the mails in hand-over failed as "may have been
+   delivered", and no chatter notification left ``ready``: a recipient who
+   received the mail has it ``sent`` (``exception`` allowed only for a
+   mail in doubt).
 6. PostgreSQL stopped with ``pg_ctl stop -m immediate`` in the middle of a
    run, then restarted (5 trials), on a cluster of its own with
-   ``fsync=on`` and ``synchronous_commit=on``: the same.
+   ``fsync=on`` and ``synchronous_commit=on``, on the same mixed traffic:
+   the same.
 7. A server that answers 451 to some recipients and drops the session after
    the end of DATA for some mails (it did receive those): the 451s are
    retried and sent, the dropped ones failed as "may have been delivered"
@@ -166,6 +173,64 @@ mails = env["mail.mail"].search([("subject", "like", "Safety %")])
 print("REPORT " + json.dumps([
     [m.message_id, m.state, m.failure_reason or "", m.email_to] for m in mails
 ]), flush=True)
+"""
+
+# Mixed traffic (tests/traffic.py): half the mails to an email_to address as
+# above, a quarter by a template to a record's 1 to 3 contacts (auto-deleted
+# once sent), a quarter chatter notifications to a record's 1 to 3 partner
+# followers; the (Message-ID, recipient) pairs core is to deliver, read
+# before the queue runs
+SETUP_MIXED = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from traffic import RealTraffic, outgoing_pairs
+env["ir.mail_server"].search([]).unlink()
+env["mail.mail"].search([]).unlink()
+env["ir.mail_server"].create(
+    {{"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": {port}, "sequence": 1}}
+)
+env["ir.config_parameter"].set_param("mail_outbound.claim_timeout", {claim_timeout})
+env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit_every})
+env["ir.config_parameter"].set_param("mail_outbound.retry_min_backoff", 1)
+env["ir.config_parameter"].set_param("mail_outbound.retry_max_backoff", 2)
+traffic = RealTraffic(env, tag={tag!r}, mailing_size=0)
+env["mail.mail"].create([
+    {{"email_from": "bob@example.com" if i % 2 else "alice@example.org",
+      "email_to": traffic.address("to", i),
+      "subject": f"Safety {{i}}", "body_html": "<p>x</p>", "auto_delete": False}}
+    for i in range({count} // 2)
+])
+traffic.contacts({count} // 4, auto_delete=True)
+for n in range({count} - {count} // 2 - {count} // 4):
+    traffic.post(n, followers=1 + n % 3)
+mails = traffic.mails()
+env.cr.commit()
+print("EXPECTED " + json.dumps({{
+    "mails": mails.ids,
+    "messages": traffic.messages.ids,
+    "pairs": [[mail.id, mid, address]
+              for mail in mails for mid, _subject, address in outgoing_pairs(mail)],
+    "transactions": sum(
+        bool(mail.email_to or mail.email_cc) + len(mail.recipient_ids) for mail in mails
+    ),
+}}), flush=True)
+"""
+
+# The mails of a mixed batch (those gone were auto-deleted, which core does
+# only once sent) and the email notifications of its chatter messages
+REPORT_MIXED = """
+import json
+mails = env["mail.mail"].browse({mail_ids}).exists()
+notifications = env["mail.notification"].search([
+    ("mail_message_id", "in", {message_ids}), ("notification_type", "=", "email"),
+])
+print("REPORT " + json.dumps({{
+    "mails": [[m.id, m.state, m.failure_reason or ""] for m in mails],
+    "notifications": [
+        [n.mail_message_id.message_id, n.res_partner_id.email, n.notification_status]
+        for n in notifications
+    ],
+}}), flush=True)
 """
 
 
@@ -394,9 +459,74 @@ def verdict(report, received, in_doubt_max):
     return ok, summary
 
 
-def parse_report(output):
-    line = next(line for line in output.splitlines() if line.startswith("REPORT "))
-    return json.loads(line[len("REPORT ") :])
+def parse_report(output, marker="REPORT"):
+    line = next(line for line in output.splitlines() if line.startswith(marker + " "))
+    return json.loads(line[len(marker) + 1 :])
+
+
+def pair_counts(smtp):
+    return collections.Counter(
+        (m["message"]["Message-Id"], rcpt.lower())
+        for m in smtp.messages
+        for rcpt in m["rcpt_tos"]
+    )
+
+
+def verdict_mixed(expected, report, received, in_doubt_max):
+    """(ok, summary) of a mixed batch, pair by pair.
+
+    A (Message-ID, recipient) pair is received at most once. A mail is sent
+    (or gone: auto-deleted once sent), in doubt (failed as "may have been
+    delivered", at most ``in_doubt_max``), or lost: queued, failed for
+    another reason, or sent with a pair never received. A recipient who
+    received a chatter notification has it ``sent`` (``exception`` allowed
+    for a mail in doubt); none is left ``ready``.
+    """
+    states = {mail_id: (state, reason) for mail_id, state, reason in report["mails"]}
+    state = {
+        mail_id: states.get(mail_id, ("sent", ""))  # gone: auto-deleted once sent
+        for mail_id in expected["mails"]
+    }
+    doubt = {
+        i for i, (st, reason) in state.items() if st == "exception" and MAYBE in reason
+    }
+    lost = {i for i, (st, _r) in state.items() if st != "sent" and i not in doubt}
+    pairs = collections.Counter(
+        (mid, address) for _i, mid, address in expected["pairs"]
+    )
+    lost |= {
+        mail_id
+        for mail_id, mid, address in expected["pairs"]
+        if state[mail_id][0] == "sent" and not received[(mid, address)]
+    }
+    twice = sum(1 for n in received.values() if n > 1)
+    unexpected = sum(1 for pair in received if pair not in pairs)
+    mail_of = {mid: mail_id for mail_id, mid, _a in expected["pairs"]}
+    wrong = []
+    for mid, address, status in report["notifications"]:
+        allowed = {"sent", "exception"} if mail_of.get(mid) in doubt else {"sent"}
+        if status == "ready" or (received[(mid, address)] and status not in allowed):
+            mail_state = state.get(mail_of.get(mid), ("?", ""))
+            wrong.append(
+                f"{address} {status}, received {received[(mid, address)]}, mail "
+                f"{mail_state[0]} {mail_state[1][:60]!r}"
+            )
+    ok = (
+        twice == 0
+        and unexpected == 0
+        and not lost
+        and len(doubt) <= in_doubt_max
+        and not wrong
+        and bool(report["notifications"])
+    )
+    sent = sum(1 for st, _r in state.values() if st == "sent")
+    summary = (
+        f"{len(state)} mails ({len(pairs)} pairs): {sent} sent, {len(doubt)} in "
+        f"doubt, {len(lost)} lost, {twice} pairs received twice, {unexpected} "
+        f"unexpected; notifications {len(report['notifications'])}, {len(wrong)} "
+        "wrong" + (f" (e.g. {'; '.join(wrong[:2])})" if wrong else "")
+    )
+    return ok, summary
 
 
 POLLER = (
@@ -416,34 +546,38 @@ while time.monotonic() < deadline:
 )
 
 
-def fault_trials(odoo, trials, rng, inject, label, count=120, poll=False):
-    """``trials`` runs of ``count`` mails, each hit by ``inject(worker)`` when
-    a random number of them has reached the server; then the queue is run
-    to its end. ``poll``: a second worker polls the queue all along, and so
-    meets the dead worker's claims the moment they can be taken; else one
-    is started after the fault. The last process of a trial reports it and
-    sets the next one up: each trial costs two or three Odoo processes."""
+def fault_trials(odoo, trials, rng, inject, label, count=96, poll=False):
+    """``trials`` runs of ``count`` mails of mixed traffic (``SETUP_MIXED``),
+    each hit by ``inject(worker)`` when a random number of messages has
+    reached the server; then the queue is run to its end. ``poll``: a
+    second worker polls the queue all along, and so meets the dead worker's
+    claims the moment they can be taken; else one is started after the
+    fault. The last process of a trial reports it and sets the next one up:
+    each trial costs two or three Odoo processes."""
     results = []
     cadences = (1, 7, 50)
 
     with LoopbackSmtp() as smtp:
         smtp.data_delay = 0.002
 
-        def setup(commit_every):
-            return SETUP.format(
+        def setup(commit_every, trial):
+            return SETUP_MIXED.format(
+                tests=str(ROOT / "tests"),
+                tag=f"{label}{trial}",
                 port=smtp.port,
                 claim_timeout=2,
                 count=count,
                 commit_every=commit_every,
-                other_from="alice@example.org",
             )
 
         commit_every = rng.choice(cadences)
-        odoo.run(setup(commit_every))
+        expected = parse_report(odoo.run(setup(commit_every, 0)), "EXPECTED")
         for trial in range(trials):
             smtp.reset()
             following = rng.choice(cadences)
-            closing = REPORT + (setup(following) if trial < trials - 1 else "")
+            closing = REPORT_MIXED.format(
+                mail_ids=expected["mails"], message_ids=expected["messages"]
+            ) + (setup(following, trial + 1) if trial < trials - 1 else "")
             poller = None
             if poll:
                 poller = odoo.start(POLLER.format(seconds=90) + closing)
@@ -451,7 +585,8 @@ def fault_trials(odoo, trials, rng, inject, label, count=120, poll=False):
                     if poller.poll() is not None:
                         break
             worker = odoo.start(WORKER.format(batch=1000))
-            hit_after = rng.randint(1, count - 10)
+            messages = expected["transactions"]
+            hit_after = rng.randint(1, messages - 10)
             deadline = time.monotonic() + 60
             while len(smtp.messages) < hit_after and time.monotonic() < deadline:
                 time.sleep(0.002)
@@ -463,14 +598,18 @@ def fault_trials(odoo, trials, rng, inject, label, count=120, poll=False):
                 poller.wait(timeout=120)
             else:
                 output = odoo.run(DRAIN.format(seconds=60) + closing)
-            received = received_counts(smtp)
-            ok, summary = verdict(parse_report(output), received, in_doubt_max=WIDTH)
+            ok, summary = verdict_mixed(
+                expected, parse_report(output), pair_counts(smtp), in_doubt_max=WIDTH
+            )
             results.append(ok)
             print(
-                f"  {label} {trial + 1}: after {hit_at} of {count} mails, committing "
-                f"every {commit_every}: {summary} -> {'ok' if ok else 'FAILED'}",
+                f"  {label} {trial + 1}: after {hit_at} of {messages} messages, "
+                f"committing every {commit_every}: {summary} -> "
+                f"{'ok' if ok else 'FAILED'}",
                 flush=True,
             )
+            if trial < trials - 1:
+                expected = parse_report(output, "EXPECTED")
             commit_every = following
     return results
 
