@@ -146,8 +146,14 @@ def test_a_dropped_session_fails_its_mail_only_and_is_opened_again():
         4,
         5,
     ]
-    # the lane that lost its session got a new one
-    assert sessions.opened == 3
+    # the dead session never takes another mail: jobs go out in order, and
+    # any later job on its lane goes on a session opened anew
+    dead = next(job.lane for job in done if job.data == 2)
+    assert all(job.lane is not dead for job in done if job.data > 2)
+    # whether that lane opens again depends on whether the other one was
+    # free at each later submit (the machine's scheduling): two or three
+    assert sessions.opened in (2, 3)
+    assert sessions.opened == len({id(job.lane) for job in done})
 
 
 def test_a_refusal_is_the_job_result_not_an_exception():
