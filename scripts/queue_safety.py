@@ -97,7 +97,8 @@ while time.monotonic() < deadline:
 print("WORKER DONE", flush=True)
 """
 
-SETUP_TEMPLATE = """
+# one sink server, a short claim timeout and backoff, the scenario's cadence
+SETUP_SERVER = """
 env["ir.mail_server"].search([]).unlink()
 env["mail.mail"].search([]).unlink()
 env["ir.mail_server"].create(
@@ -107,7 +108,11 @@ env["ir.config_parameter"].set_param("mail_outbound.claim_timeout", {claim_timeo
 env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit_every})
 env["ir.config_parameter"].set_param("mail_outbound.retry_min_backoff", 1)
 env["ir.config_parameter"].set_param("mail_outbound.retry_max_backoff", 2)
-env["mail.mail"].create([
+"""
+
+SETUP_TEMPLATE = (
+    SETUP_SERVER
+    + """env["mail.mail"].create([
     {{"email_from": "bob@example.com" if i % 2 else "{other_from}",
       "email_to": f"rcpt{{i}}@destination.example",
       "subject": f"Safety {{i}}", "body_html": "<p>x</p>", "auto_delete": False}}
@@ -115,6 +120,7 @@ env["mail.mail"].create([
 ])
 env.cr.commit()
 """
+)
 
 
 class _Setup:
@@ -180,20 +186,14 @@ print("REPORT " + json.dumps([
 # once sent), a quarter chatter notifications to a record's 1 to 3 partner
 # followers; the (Message-ID, recipient) pairs core is to deliver, read
 # before the queue runs
-SETUP_MIXED = """
+SETUP_MIXED = (
+    """
 import json, sys
 sys.path.insert(0, {tests!r})
 from traffic import RealTraffic, outgoing_pairs
-env["ir.mail_server"].search([]).unlink()
-env["mail.mail"].search([]).unlink()
-env["ir.mail_server"].create(
-    {{"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": {port}, "sequence": 1}}
-)
-env["ir.config_parameter"].set_param("mail_outbound.claim_timeout", {claim_timeout})
-env["ir.config_parameter"].set_param("mail_outbound.queue_commit_every", {commit_every})
-env["ir.config_parameter"].set_param("mail_outbound.retry_min_backoff", 1)
-env["ir.config_parameter"].set_param("mail_outbound.retry_max_backoff", 2)
-traffic = RealTraffic(env, tag={tag!r}, mailing_size=0)
+"""
+    + SETUP_SERVER
+    + """traffic = RealTraffic(env, tag={tag!r}, mailing_size=0)
 env["mail.mail"].create([
     {{"email_from": "bob@example.com" if i % 2 else "alice@example.org",
       "email_to": traffic.address("to", i),
@@ -215,6 +215,7 @@ print("EXPECTED " + json.dumps({{
     ),
 }}), flush=True)
 """
+)
 
 # The mails of a mixed batch (those gone were auto-deleted, which core does
 # only once sent) and the email notifications of its chatter messages
