@@ -1,5 +1,27 @@
 """The queue's parallel sessions: each mail built and routed before a lane
-takes it, in the worker's thread, with core's building blocks."""
+takes it, in the worker's thread, with core's building blocks.
+
+With ``mail_outbound_queue_results.py`` this is core's per-mail loop,
+``mail.mail._send`` (addons/mail/models/mail_mail.py, lines 657-836 at
+Odoo 18.0; ``tests/test_core_pins.py`` pins its source), split in two so
+that several sessions hand mails over at once:
+
+- here, the body of core's ``try`` up to ``send_email``: the follower
+  status, ``_prepare_outgoing_list``, the alias domain's context,
+  ``build_email`` with core's arguments, the partner of each message, and
+  ``_prepare_email_message`` (what ``send_email`` does before the SMTP
+  exchange, DKIM signing included), with core's reading of
+  ``NO_VALID_RECIPIENT`` and of the other address assertions;
+- in ``_results``, what core writes after: ``state`` ``sent`` with the
+  Message-Id, or ``exception`` with the reason, then
+  ``_postprocess_sent_message`` with the partners served.
+
+Intended differences: no "exception" mark on the mail and its
+notifications before the hand-over (core's guard against a rollback after
+sending; here the hand-over record, committed before a session takes
+another mail, is that guard), the Message-Id written only when it changed,
+and the SMTP exchange in a lane's thread (``tools/lanes.py``).
+"""
 
 import logging
 from dataclasses import dataclass, field
