@@ -37,7 +37,9 @@ a database that has mail_outbound:
 7. A server that answers 451 to some recipients and drops the session after
    the end of DATA for some mails (it did receive those): the 451s are
    retried and sent, the dropped ones failed as "may have been delivered"
-   and never sent twice.
+   and never sent twice. Then the same on mixed traffic, the faults on
+   some ``email_to`` mails while notifications and template mails share the
+   sessions: judged pair by pair, no notification left ``ready``.
 8. A worker killed while several of its parallel sessions are in the middle
    of a hand-over: at most one mail per session (``WIDTH``) in doubt.
 9. A server that refuses a third connection with 421 while the queue asks
@@ -786,6 +788,65 @@ def dropped_sessions(odoo, seed=None):
     return ok
 
 
+def dropped_sessions_mixed(odoo, seed=None):
+    """The server of ``dropped_sessions`` on mixed traffic: 451 once to some
+    ``email_to`` mails' recipients, the session dropped after DATA for
+    others, while chatter notifications and template mails to contacts
+    share those sessions. Judged pair by pair (``verdict_mixed``): the 451s
+    retried and received once, exactly the dropped mails in doubt, every
+    other copy received once, no notification left ``ready``."""
+    rng = random.Random(seed)
+    with LoopbackSmtp() as smtp:
+        expected = parse_report(
+            odoo.run(
+                SETUP_MIXED.format(
+                    tests=str(ROOT / "tests"),
+                    tag="flaky",
+                    port=smtp.port,
+                    claim_timeout=900,
+                    count=96,
+                    commit_every=50,
+                )
+            ),
+            "EXPECTED",
+        )
+        plain = sorted(
+            (mail_id, address)
+            for mail_id, _mid, address in expected["pairs"]
+            if ".to." in address
+        )
+        picked = rng.sample(plain, 16)
+        refused, dropped = picked[:10], picked[10:]
+        for _mail_id, address in refused:
+            smtp.script("rcpt", 451, "4.7.1 Try again later", match=address, times=1)
+        for _mail_id, address in dropped:
+            smtp.script("data", action="accept_close", match=address, times=1)
+        output = odoo.run(
+            DRAIN.format(seconds=120)
+            + REPORT_MIXED.format(
+                mail_ids=expected["mails"], message_ids=expected["messages"]
+            )
+        )
+        received = pair_counts(smtp)
+    report = parse_report(output)
+    ok, summary = verdict_mixed(expected, report, received, in_doubt_max=len(dropped))
+    doubt = {
+        mail_id
+        for mail_id, state, reason in report["mails"]
+        if state == "exception" and MAYBE in reason
+    }
+    in_doubt = doubt == {mail_id for mail_id, _address in dropped}
+    ok = ok and in_doubt
+    print(
+        f"mixed traffic, {len(refused)} mails refused with 451 once, "
+        f"{len(dropped)} dropped after the end of DATA: {summary}; the dropped "
+        f"ones in doubt: {'yes' if in_doubt else 'NO'} -> "
+        f"{'ok' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return ok
+
+
 def killed_with_sessions_busy(odoo):
     """A worker killed while its parallel sessions all hand mails over."""
     count = 200
@@ -856,6 +917,7 @@ def main():
             odoo, trials=int(os.environ.get("MO_TRIALS", 8))
         ),
         "dropped_sessions": lambda: dropped_sessions(odoo),
+        "dropped_sessions_mixed": lambda: dropped_sessions_mixed(odoo),
         "killed_with_sessions_busy": lambda: killed_with_sessions_busy(odoo),
         "refused_extra_connections": lambda: refused_extra_connections(odoo),
         "database_crash": lambda: database_crash(
