@@ -28,10 +28,6 @@ from . import queue_log
 _logger = logging.getLogger(__name__)
 
 
-def _elapsed_ms(started):
-    return int((time.monotonic() - started) * 1000)
-
-
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
 
@@ -299,24 +295,15 @@ class IrMailServer(models.Model):
             attempt = self._prepare_attempt(
                 server_id,
                 recipients,
-                lanes.Sent(ok=False, error=error, duration_ms=_elapsed_ms(started)),
+                lanes.Sent(
+                    ok=False, error=error, duration_ms=lanes.elapsed_ms(started)
+                ),
             )
             # a temporary failure is deferred and logged once as a WARNING
             queue_log.quiet_core_error(attempt.failure.temporary)
             run.batch.record(attempt)
             raise
-        code, reply = getattr(smtp_session, "mail_outbound_reply", (250, b""))
-        email_from, envelope_from = getattr(
-            smtp_session, "mail_outbound_sent", ("", "")
-        )
-        sent = lanes.Sent(
-            ok=True,
-            code=code,
-            reply=lanes.decode(reply),
-            email_from=email_from,
-            envelope_from=envelope_from,
-            duration_ms=_elapsed_ms(started),
-        )
+        sent = lanes.read_sent(smtp_session, started)
         run.batch.record(self._prepare_attempt(server_id, recipients, sent))
         return result
 

@@ -64,6 +64,29 @@ def decode(value):
     return str(value or "")
 
 
+def elapsed_ms(started):
+    return int((time.monotonic() - started) * 1000)
+
+
+def read_sent(session, started, envelope_from=""):
+    """What ``session``'s server answered for the message just handed over
+    on it, as the session reader noted it (``ir.mail_server._track_session``):
+    the final DATA reply with the provider's queue id
+    (``mail_outbound_reply``), the From and envelope it received
+    (``mail_outbound_sent``); a session without the reader (a test double)
+    gives 250 and ``envelope_from``."""
+    code, reply = getattr(session, "mail_outbound_reply", (250, b""))
+    email_from, envelope = getattr(session, "mail_outbound_sent", ("", envelope_from))
+    return Sent(
+        ok=True,
+        code=code,
+        reply=decode(reply),
+        email_from=email_from,
+        envelope_from=envelope,
+        duration_ms=elapsed_ms(started),
+    )
+
+
 def send_items(session, items):
     """Hand ``items`` over on ``session``, stopping at the first error.
 
@@ -77,28 +100,9 @@ def send_items(session, items):
         try:
             session.send_message(message, smtp_from, smtp_to_list)
         except Exception as error:  # noqa: BLE001 - handed back to the caller
-            results.append(
-                Sent(
-                    ok=False,
-                    error=error,
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                )
-            )
+            results.append(Sent(ok=False, error=error, duration_ms=elapsed_ms(started)))
             return results
-        code, reply = getattr(session, "mail_outbound_reply", (250, b""))
-        email_from, envelope_from = getattr(
-            session, "mail_outbound_sent", ("", smtp_from)
-        )
-        results.append(
-            Sent(
-                ok=True,
-                code=code,
-                reply=decode(reply),
-                email_from=email_from,
-                envelope_from=envelope_from,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            )
-        )
+        results.append(read_sent(session, started, smtp_from))
     return results
 
 
