@@ -9,6 +9,7 @@ from odoo.exceptions import AccessError, UserError
 
 from ..tools import settings
 from ..tools.run import QueueRun
+from . import queue_log
 
 _logger = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ class MailMail(models.Model):
             # those in ids: claimed mails outside that window would never be
             # sent. A filter on the claimed ids makes its search find them.
             filters = [*self.env.context.get("filters", []), ("id", "in", claimed)]
-            return super(
-                MailMail,
-                self.with_context(mail_outbound_claim=token, filters=filters),
-            ).process_email_queue(ids=claimed, batch_size=batch_size)
+            # core logs an aborted queue after send returned: still the run's
+            with queue_log.quieting_core_errors():
+                return super(
+                    MailMail,
+                    self.with_context(mail_outbound_claim=token, filters=filters),
+                ).process_email_queue(ids=claimed, batch_size=batch_size)
         finally:
             Queue._release_claims(token)
             if not ids:

@@ -32,7 +32,12 @@ class MailMail(models.Model):
                 raise_exception=raise_exception,
                 post_send_callback=post_send_callback,
             )
-        queue_log.quiet_core_error(False)
+        with queue_log.quieting_core_errors():
+            return self._send_in_run(auto_commit, raise_exception, post_send_callback)
+
+    def _send_in_run(self, auto_commit, raise_exception, post_send_callback):
+        """``send`` with its run: the run's state, core's send, the end of
+        the parallel sessions, the log lines."""
         # core's auto_commit (True under the cron, False in a caller's
         # transaction) chooses how the run commits; the steps are the same
         run = QueueRun(

@@ -15,6 +15,7 @@ delivered recipient, ``exception`` with the reason for a refused one,
 """
 
 import json
+import logging
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -24,6 +25,7 @@ from odoo.tests import Form, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from ..models import queue_log
 from .common import (
     MailOutboundSmtpCase,
     capture_delivery_logs,
@@ -555,6 +557,11 @@ class TestDelivery(MailOutboundSmtpCase):
             self.assertNoLogs("odoo.addons.mail.models.mail_mail", "ERROR"),
         ):
             self.run_queue(mail)
+        # the filter lives with the run: outside it, core's log is core's
+        core_logger = logging.getLogger("odoo.addons.mail.models.mail_mail")
+        self.assertFalse(
+            [f for f in core_logger.filters if isinstance(f, queue_log._DeferredFilter)]
+        )
         self.assertEndStates(mail, deferred=1)
         lines = [line for line in ours.output if "deferred after attempt" in line]
         self.assertEqual(len(lines), 1)
