@@ -45,7 +45,7 @@ class MailMail(models.Model):
         )
         now = fields.Datetime.now()
         if failure_type and failure and outcome == delivery.DEFERRED:
-            if run.commit_every:
+            if run.is_queue:
                 self._record_handover(run, False, success_pids, failure_type)
             # nobody got it yet (or the setting accepts duplicates): safe to
             # try again later, as a whole
@@ -68,7 +68,7 @@ class MailMail(models.Model):
                 }
             )
             failure_reason = reason
-        if run.commit_every:
+        if run.is_queue:
             # after the reason is written: a settlement reuses it
             self._record_handover(run, delivered or maybe, success_pids, failure_type)
         for mail in self:
