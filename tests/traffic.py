@@ -157,6 +157,21 @@ class RealTraffic:
         self.messages |= reply
         return reply
 
+    def partner_template(self, shape, subject, partner_to, auto_delete, **values):
+        """A ``mail.template`` on res.partner from ``SENDER``, to ``partner_to``."""
+        return self.env["mail.template"].create(
+            {
+                "name": f"{self.tag} {shape}",
+                "model_id": self.env["ir.model"]._get_id("res.partner"),
+                "subject": subject,
+                "body_html": '<p>Dear <t t-out="object.name"/></p>',
+                "email_from": SENDER,
+                "partner_to": partner_to,
+                "auto_delete": auto_delete,
+                **values,
+            }
+        )
+
     def template(self, auto_delete, partners=2):
         """A template on res.partner with ``partner_to`` (``partners``
         partners) and an attachment, sent with
@@ -171,17 +186,12 @@ class RealTraffic:
                 "mimetype": "text/plain",
             }
         )
-        template = self.env["mail.template"].create(
-            {
-                "name": f"{self.tag} {shape}",
-                "model_id": self.env["ir.model"]._get_id("res.partner"),
-                "subject": f"[{self.tag}] {shape} {{{{ object.name }}}}",
-                "body_html": '<p>Dear <t t-out="object.name"/></p>',
-                "email_from": SENDER,
-                "partner_to": ",".join(str(pid) for pid in to.ids),
-                "attachment_ids": [(6, 0, attachment.ids)],
-                "auto_delete": auto_delete,
-            }
+        template = self.partner_template(
+            shape,
+            f"[{self.tag}] {shape} {{{{ object.name }}}}",
+            ",".join(str(pid) for pid in to.ids),
+            auto_delete,
+            attachment_ids=[(6, 0, attachment.ids)],
         )
         mail_id = template.send_mail(record.id, force_send=False)
         return self.env["mail.mail"].browse(mail_id)
@@ -210,16 +220,11 @@ class RealTraffic:
                 for n in range(count)
             ]
         )
-        template = self.env["mail.template"].create(
-            {
-                "name": f"{self.tag} contacts",
-                "model_id": self.env["ir.model"]._get_id("res.partner"),
-                "subject": f"[{self.tag}] to {{{{ object.name }}}}",
-                "body_html": '<p>Dear <t t-out="object.name"/></p>',
-                "email_from": SENDER,
-                "partner_to": "{{ object.child_ids.ids }}",
-                "auto_delete": auto_delete,
-            }
+        template = self.partner_template(
+            "contacts",
+            f"[{self.tag}] to {{{{ object.name }}}}",
+            "{{ object.child_ids.ids }}",
+            auto_delete,
         )
         mail_ids = [
             template.send_mail(record.id, force_send=False) for record in records
