@@ -4,6 +4,7 @@ from . import ir_mail_server_circuit
 from . import ir_mail_server_dkim
 from . import ir_mail_server_health
 from . import ir_mail_server_lanes
+from . import ir_mail_server_limits
 from . import ir_mail_server_send
 from . import ir_module_module
 from . import mail_alias_domain

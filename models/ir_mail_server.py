@@ -43,16 +43,6 @@ class IrMailServer(models.Model):
         "the first server carrying them. The dedicated server carries mass "
         "mailings only.",
     )
-    daily_limit = fields.Integer(
-        help="Mails this server may send per day (the company's calendar day). "
-        "Mail over it waits for the next day; it is never failed. 0: no limit.",
-    )
-    rate_per_minute = fields.Integer(
-        "Rate per Minute",
-        help="Mails this server may send per minute; the others wait for the "
-        "next minute. 0: no limit.",
-    )
-    sent_today = fields.Integer(compute="_compute_sent_today")
     delivery_failures = fields.Integer(
         "Failures in a Row",
         readonly=True,
@@ -83,11 +73,6 @@ class IrMailServer(models.Model):
     is_dedicated_mass_server = fields.Boolean(
         "Dedicated Mass-Mailing Server", compute="_compute_is_dedicated_mass_server"
     )
-
-    def _compute_sent_today(self):
-        counts = self.env["mail.delivery.log"]._count_sent_today(self.ids)
-        for server in self:
-            server.sent_today = counts.get(server.id, 0)
 
     def _compute_is_dedicated_mass_server(self):
         dedicated = self._get_dedicated_mass_server()
@@ -120,26 +105,6 @@ class IrMailServer(models.Model):
             raise ValidationError(
                 self._from_filter_error_message(self.new({"name": name}), error)
             ) from error
-
-    @api.constrains("daily_limit", "rate_per_minute")
-    def _check_delivery_limits(self):
-        for server in self:
-            if server.daily_limit < 0:
-                raise ValidationError(
-                    _(
-                        "Daily Limit of %(server)s: type 0 for no limit, or a "
-                        "number of mails.",
-                        server=server.name,
-                    )
-                )
-            if server.rate_per_minute < 0:
-                raise ValidationError(
-                    _(
-                        "Rate per Minute of %(server)s: type 0 for no limit, or "
-                        "a number of mails.",
-                        server=server.name,
-                    )
-                )
 
     @api.constrains("from_filter")
     def _check_from_filter(self):

@@ -47,6 +47,12 @@ class IrMailServer(models.Model):
     )
     queue_due = fields.Integer("Due Now", compute="_compute_health")
     queue_deferred = fields.Integer("Deferred", compute="_compute_health")
+    queue_held = fields.Integer(
+        "Waiting for a Limit",
+        compute="_compute_health",
+        help="Mails held by a sending limit until its next window; raising "
+        "the limit releases them at once.",
+    )
     failures_24h = fields.Integer("Failures (24 h)", compute="_compute_health")
     usage_display = fields.Char("Today / Limit", compute="_compute_health")
     queue_eta = fields.Char("Current Queue", compute="_compute_health")
@@ -169,9 +175,10 @@ class IrMailServer(models.Model):
         local_now = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz))
         local_now = local_now.replace(tzinfo=None)
         for server in self:
-            due, deferred = queue.get(server._origin.id, (0, 0))
+            due, deferred, held = queue.get(server._origin.id, (0, 0, 0))
             server.queue_due = due
             server.queue_deferred = deferred
+            server.queue_held = held
             server.failures_24h = failures.get(server._origin, 0)
             server.usage_display = (
                 f"{formatLang(self.env, server.sent_today, digits=0)} / "
@@ -180,7 +187,7 @@ class IrMailServer(models.Model):
                 else _("%(sent)s / no limit", sent=server.sent_today)
             )
             eta = health.queue_eta(
-                due + deferred,
+                due + deferred + held,
                 local_now,
                 server.daily_limit,
                 server.sent_today,
@@ -218,11 +225,11 @@ class IrMailServer(models.Model):
 
     @api.model
     def _get_queue_by_server(self):
-        """``{server_id: (due now, deferred)}`` for the whole queue.
+        """``{server_id: (due now, deferred, held)}`` for the whole queue.
 
-        A deferred mail waits for the server it was routed through; a mail
-        never tried goes where the routing would send it now (one decision
-        per distinct From, requested server and kind of mail).
+        A deferred or held mail waits for the server it was routed through;
+        a mail never tried goes where the routing would send it now (one
+        decision per distinct From, requested server and kind of mail).
         """
         Mail = self.env["mail.mail"].sudo()
         now = fields.Datetime.now()
@@ -230,7 +237,9 @@ class IrMailServer(models.Model):
             [
                 ("state", "=", "outgoing"),
                 "|",
+                "|",
                 ("delivery_deferred", "=", True),
+                ("delivery_hold", "!=", False),
                 "|",
                 ("scheduled_date", "=", False),
                 ("scheduled_date", "<=", now),
@@ -241,14 +250,16 @@ class IrMailServer(models.Model):
                 "routing_server_id",
                 "routing_traffic",
                 "delivery_deferred",
+                "delivery_hold",
             ],
             ["__count"],
         )
         IrMailServer = self.sudo()
         decided = {}
         result = {}
-        for email_from, requested, routed, traffic, deferred, count in groups:
-            server_id = routed.id if deferred and routed else None
+        for email_from, requested, routed, traffic, deferred, hold, count in groups:
+            waiting = deferred or hold
+            server_id = routed.id if waiting and routed else None
             if server_id is None:
                 key = (email_from, requested.id, traffic)
                 if key not in decided:
@@ -258,12 +269,14 @@ class IrMailServer(models.Model):
                         traffic=traffic or "transactional",
                     ).server_id
                 server_id = decided[key]
-            due_count, deferred_count = result.get(server_id, (0, 0))
-            if deferred:
+            due_count, deferred_count, held_count = result.get(server_id, (0, 0, 0))
+            if hold:
+                held_count += count
+            elif deferred:
                 deferred_count += count
             else:
                 due_count += count
-            result[server_id] = (due_count, deferred_count)
+            result[server_id] = (due_count, deferred_count, held_count)
         return result
 
     # ------------------------------------------------------------
@@ -280,12 +293,12 @@ class IrMailServer(models.Model):
         """Forget the failures: the server is used again at the next send."""
         self._check_can_manage()
         self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
+        self._wake_deferred_mail()
         return True
 
-    def action_try_now(self):
-        """Reset the circuit and send this server's deferred mail now."""
-        self._check_can_manage()
-        self.action_reset_circuit()
+    def _wake_deferred_mail(self):
+        """Mail deferred while these servers failed is due now, and the
+        queue is woken for it: a reset circuit takes effect at once."""
         Mail = self.env["mail.mail"].sudo()
         mails = Mail.search(
             [
@@ -294,8 +307,19 @@ class IrMailServer(models.Model):
                 ("routing_server_id", "in", self.ids),
             ]
         )
-        mails.write({"scheduled_date": fields.Datetime.now()})
-        self.env.ref("mail.ir_cron_mail_scheduler_action").sudo()._trigger()
+        if mails:
+            now = fields.Datetime.now()
+            mails.write({"scheduled_date": now})
+            Mail._trigger_queue_at(now)
+        return mails
+
+    def action_try_now(self):
+        """Reset the circuit and send this server's deferred mail now."""
+        self._check_can_manage()
+        self.sudo().write({"delivery_failures": 0, "unhealthy_until": False})
+        mails = self._wake_deferred_mail()
+        # due mail too: the queue runs now, not at its next hour
+        self.env["mail.mail"]._trigger_queue_at(fields.Datetime.now())
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",

@@ -97,6 +97,9 @@ class IrMailServer(models.Model):
                 failure = delivery.Failure.unreachable(blocked)
                 first_error = first_error or (failure, UserError(blocked))
                 continue
+            if candidate != server and not candidate._take_failover_batch(run, server):
+                # its own limits hold too: the batch waits rather than pass them
+                continue
             try:
                 connection = super().connect(
                     mail_server_id=candidate.id,

@@ -38,6 +38,17 @@ class MailDeliveryLog(models.Model):
         help="The mail's recipients: its To addresses and the partners it notifies.",
     )
     recipient_count = fields.Integer("Recipients")
+    accepted_messages = fields.Integer(
+        "Messages Accepted",
+        help="SMTP messages the server accepted in this attempt: one per "
+        "notified partner, one for the To and Cc addresses. What limits "
+        "counted in messages count.",
+    )
+    accepted_recipients = fields.Integer(
+        "Recipients Accepted",
+        help="Recipients of the messages the server accepted: what limits "
+        "counted in recipients count.",
+    )
     traffic = fields.Selection(
         [("transactional", "Transactional"), ("mass", "Mass Mailing")]
     )
@@ -49,6 +60,8 @@ class MailDeliveryLog(models.Model):
             ("failed", "Failed"),
             # a server that could not be reached; the mail went to the next one
             ("failed_over", "Failed Over"),
+            # no attempt: a sending limit holds the mail until its next window
+            ("held", "Waiting for a Limit"),
         ],
         required=True,
         index=True,
@@ -118,6 +131,8 @@ class MailDeliveryLog(models.Model):
             "email_from",
             "recipients",
             "recipient_count",
+            "accepted_messages",
+            "accepted_recipients",
             "traffic",
             "attempt",
             "outcome",
@@ -155,25 +170,68 @@ class MailDeliveryLog(models.Model):
         return (logs.filtered(lambda log: log.outcome == "sent") or logs)[:1]
 
     @api.model
-    def _count_sent(self, since, server_ids=None):
-        """Mails sent since ``since``: ``{server_id: count}``, and the total."""
-        self.flush_model(["create_date", "outcome", "mail_server_id"])
-        query = (
-            "SELECT mail_server_id, COUNT(*) FROM mail_delivery_log "
-            "WHERE outcome = 'sent' AND create_date >= %s"
+    def _count_usage(self, starts, server_ids=None):
+        """What servers accepted since each of ``starts`` (``{window: start}``):
+        ``{server_id: {window: (messages, recipients)}}`` (``server_id`` None:
+        the command-line server) and, per window, the messages of all.
+
+        Lines written before these counts existed (NULL) count as core
+        counted them: one message for a mail sent, none for the others.
+        """
+        self.flush_model()
+        windows = list(starts)
+        if not windows:
+            return {}, {}
+        columns = SQL(", ").join(
+            SQL(
+                "COALESCE(SUM(messages) FILTER (WHERE create_date >= %s), 0), "
+                "COALESCE(SUM(recipients) FILTER (WHERE create_date >= %s), 0)",
+                starts[window],
+                starts[window],
+            )
+            for window in windows
         )
-        params = [since]
-        if server_ids is not None:
-            query += " AND mail_server_id = ANY(%s)"
-            params.append(list(server_ids))
-        self.env.cr.execute(query + " GROUP BY mail_server_id", params)
-        counts = dict(self.env.cr.fetchall())
-        return counts, sum(counts.values())
+        query = SQL(
+            """
+            SELECT mail_server_id, %s FROM (
+                SELECT mail_server_id, create_date,
+                       COALESCE(accepted_messages, (outcome = 'sent')::int)
+                           AS messages,
+                       COALESCE(accepted_recipients, CASE WHEN outcome = 'sent'
+                                THEN recipient_count ELSE 0 END) AS recipients
+                  FROM mail_delivery_log
+                 WHERE create_date >= %s AND outcome != 'held' %s
+            ) accepted GROUP BY mail_server_id
+            """,
+            columns,
+            min(starts.values()),
+            SQL("AND mail_server_id = ANY(%s)", list(server_ids))
+            if server_ids is not None
+            else SQL(""),
+        )
+        self.env.cr.execute(query)
+        usage, totals = {}, dict.fromkeys(windows, 0)
+        for row in self.env.cr.fetchall():
+            per_window = {}
+            for index, window in enumerate(windows):
+                messages, recipients = row[1 + 2 * index], row[2 + 2 * index]
+                per_window[window] = (messages, recipients)
+                totals[window] += messages
+            usage[row[0] or None] = per_window
+        return usage, totals
 
     @api.model
-    def _count_sent_today(self, server_ids):
+    def _count_usage_today(self, server_ids):
+        """``{server_id: (messages, recipients)}`` accepted today."""
         start, _end = quota.day_window(fields.Datetime.now(), self._company_tz())
-        return self._count_sent(start, server_ids)[0]
+        usage = self._count_usage({quota.DAY: start}, server_ids)[0]
+        return {server_id: used[quota.DAY] for server_id, used in usage.items()}
+
+    @api.model
+    def _count_messages_today(self):
+        """Messages every server accepted today (the database's limit)."""
+        start, _end = quota.day_window(fields.Datetime.now(), self._company_tz())
+        return self._count_usage({quota.DAY: start})[1][quota.DAY]
 
     @api.model
     def _company_tz(self):

@@ -157,8 +157,8 @@ class MailMail(models.Model):
         a named server's batch gets the From its filter allows.
         """
         decide = self._get_routing_decision_memo()
-        limit = self._get_delivery_limiter()
         run = self.env.context.get("mail_outbound_run")
+        limit = self._get_delivery_limiter(run)
         # a queue run marks each batch before it goes to a server
         mark = run is not None and run.is_queue
         for (
@@ -203,6 +203,9 @@ class MailMail(models.Model):
                     self.env["mail.outbound.queue"]._mark_batch(run, mail_ids, width)
                     run.batch_width = width
                 if mail_ids:
+                    if run is not None:
+                        # a failover in connect counts them on its server
+                        run.next_batch_ids = list(mail_ids)
                     yield session_server_id, alias_domain_id, session_from, mail_ids
 
     def _get_routing_decision_memo(self):

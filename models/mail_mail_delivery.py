@@ -297,6 +297,9 @@ class MailMail(models.Model):
                 "mail_server_id": server_id or False,
                 "email_from": (last.email_from if last else "") or sent_as,
                 "recipient_count": sum(a.recipients for a in attempts),
+                # what limits count: only what a server accepted
+                "accepted_messages": sum(1 for a in attempts if a.ok),
+                "accepted_recipients": sum(a.recipients for a in attempts if a.ok),
                 "failure_stage": failure.stage if failure else False,
                 "recipients": ", ".join(
                     filter(None, [self.email_to, *self.recipient_ids.mapped("email")])

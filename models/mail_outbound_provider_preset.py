@@ -34,9 +34,17 @@ class MailOutboundProviderPreset(models.Model):
         required=True,
         default="both",
     )
-    daily_limit = fields.Integer(help="Published mails per day; 0: none published.")
+    limit_unit = fields.Selection(
+        [("message", "SMTP messages"), ("recipient", "Recipients")],
+        "Limits Count",
+        required=True,
+        default="message",
+        help="What the provider's published limits count.",
+    )
+    daily_limit = fields.Integer(help="Published limit per day; 0: none published.")
+    hourly_limit = fields.Integer(help="Published limit per hour; 0: none published.")
     rate_per_minute = fields.Integer(
-        "Rate per Minute", help="Published mails per minute; 0: none published."
+        "Rate per Minute", help="Published limit per minute; 0: none published."
     )
     source = fields.Text(
         "Source of the Figures",
@@ -47,7 +55,8 @@ class MailOutboundProviderPreset(models.Model):
     _sql_constraints = [
         (
             "limits_not_negative",
-            "CHECK(daily_limit >= 0 AND rate_per_minute >= 0 AND smtp_port > 0)",
+            "CHECK(daily_limit >= 0 AND hourly_limit >= 0 AND rate_per_minute >= 0 "
+            "AND smtp_port > 0)",
             "A preset's limits cannot be negative and its port must be above 0.",
         ),
     ]
@@ -60,6 +69,8 @@ class MailOutboundProviderPreset(models.Model):
             "smtp_port": self.smtp_port,
             "smtp_encryption": self.smtp_encryption,
             "outbound_traffic": self.outbound_traffic,
+            "limit_unit": self.limit_unit,
             "daily_limit": self.daily_limit,
+            "hourly_limit": self.hourly_limit,
             "rate_per_minute": self.rate_per_minute,
         }

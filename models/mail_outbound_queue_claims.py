@@ -46,7 +46,8 @@ class MailOutboundQueue(models.AbstractModel):
         # or with its settlement (_recover_claims), never by its age alone
         query = """
             UPDATE mail_mail SET delivery_claim = %s, delivery_claim_date = %s,
-                                 delivery_deferred = FALSE
+                                 delivery_deferred = FALSE,
+                                 delivery_hold = NULL, delivery_hold_data = NULL
              WHERE id IN (
                 SELECT id FROM mail_mail
                  WHERE state = 'outgoing'
@@ -73,7 +74,13 @@ class MailOutboundQueue(models.AbstractModel):
         )
         claimed = [row[0] for row in self.env.cr.fetchall()]
         Mail.invalidate_model(
-            ["delivery_claim", "delivery_claim_date", "delivery_deferred"]
+            [
+                "delivery_claim",
+                "delivery_claim_date",
+                "delivery_deferred",
+                "delivery_hold",
+                "delivery_hold_data",
+            ]
         )
         return sorted(claimed)
 

@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools import ports, quota
+from ..tools import ports
 
 
 class ResConfigSettings(models.TransientModel):
@@ -78,8 +78,7 @@ class ResConfigSettings(models.TransientModel):
         if not self.env.is_system():
             return values
         Log = self.env["mail.delivery.log"].sudo()
-        start, _end = quota.day_window(fields.Datetime.now(), Log._company_tz())
-        values["mail_outbound_sent_today"] = Log._count_sent(start)[1]
+        values["mail_outbound_sent_today"] = Log._count_messages_today()
         return values
 
     def set_values(self):
@@ -106,8 +105,9 @@ class ResConfigSettings(models.TransientModel):
     mail_outbound_daily_limit = fields.Integer(
         "Daily Limit",
         config_parameter="mail_outbound.daily_limit",
-        help="Mails the whole database may send per day (the company's calendar "
-        "day); over it, mail waits for the next day. 0: no limit.",
+        help="SMTP messages the whole database may send per day (the company's "
+        "calendar day; a chatter post to five followers is five messages); "
+        "over it, mail waits for the next day. 0: no limit.",
     )
     mail_outbound_sent_today = fields.Integer("Sent Today", readonly=True)
     mail_outbound_retry_lifetime_days = fields.Float(

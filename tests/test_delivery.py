@@ -483,17 +483,20 @@ class TestDelivery(MailOutboundSmtpCase):
 
     # -- limits --------------------------------------------------------------
     def test_server_daily_limit_reached_mid_batch_then_next_day(self):
-        self.primary.daily_limit = 3
+        """A limit of 6 SMTP messages: a mail to two followers is two."""
+        self.primary.daily_limit = 6
         self.secondary.active = False
         mails = self.queue_notifications(5, partners=2)
         now = fields.Datetime.now()
         self.run_queue(mails)
-        self.assertEndStates(mails, sent=3, deferred=2)
+        self.assertEqual(mails.mapped("state").count("sent"), 3)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
-        self.assertIn("daily limit of 3 mails of Primary", waiting[0].failure_reason)
+        self.assertEqual(set(waiting.mapped("delivery_hold")), {"server_day"})
+        self.assertIn(
+            "daily limit of 6 messages of Primary", waiting[0].delivery_hold_reason
+        )
         self.assertGreater(waiting[0].scheduled_date, now)
-        # a mail to two followers counts once
-        self.assertEqual(self.primary.sent_today, 3)
+        self.assertEqual(self.primary.sent_today, 6)
         self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
         self.assertChatter(
             mails,
@@ -525,13 +528,18 @@ class TestDelivery(MailOutboundSmtpCase):
         )
 
     def test_database_daily_limit(self):
-        self.env["ir.config_parameter"].sudo().set_param("mail_outbound.daily_limit", 2)
+        """The database's limit counts SMTP messages: two posts to two
+        followers are four."""
+        self.env["ir.config_parameter"].sudo().set_param("mail_outbound.daily_limit", 4)
         notifications = self.queue_notifications(2, partners=2)
         mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
-        self.assertEndStates(mails, sent=2, deferred=2)
+        self.assertEqual(mails.mapped("state").count("sent"), 2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
-        self.assertIn("database's daily limit of 2", waiting[0].failure_reason)
+        self.assertEqual(set(waiting.mapped("delivery_hold")), {"database_day"})
+        self.assertIn(
+            "database's daily limit of 4 messages", waiting[0].delivery_hold_reason
+        )
         self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
         self.assertChatter(
             mails,
@@ -630,7 +638,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.primary.rate_per_minute = 1
         self.secondary.active = False
         before = self.cron_triggers()
-        mails = self.queue_notifications(2, partners=2)
+        mails = self.queue_notifications(2, partners=1)
         self.run_queue(mails)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
         self.assertChatter(
@@ -642,11 +650,12 @@ class TestDelivery(MailOutboundSmtpCase):
     def test_rate_per_minute(self):
         self.primary.rate_per_minute = 2
         self.secondary.active = False
-        mails = self.queue_notifications(3, partners=2)
+        mails = self.queue_notifications(3, partners=1)
         self.run_queue(mails)
-        self.assertEndStates(mails, sent=2, deferred=1)
+        self.assertEqual(mails.mapped("state").count("sent"), 2)
         waiting = mails.filtered(lambda mail: mail.state == "outgoing")
-        self.assertIn("at most 2 mails a minute", waiting.failure_reason)
+        self.assertEqual(waiting.delivery_hold, "server_minute")
+        self.assertIn("at most 2 messages a minute", waiting.delivery_hold_reason)
         self.assertEqual(waiting.scheduled_date.second, 0)
         self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails - waiting))
         self.assertChatter(
@@ -906,9 +915,10 @@ class TestDelivery(MailOutboundSmtpCase):
     def test_settings_show_daily_usage_and_validate(self):
         self.secondary.active = False
         self.run_queue(self.queue_notifications(2, partners=2))
+        # two posts to two followers: four SMTP messages
         settings = Form(self.env["res.config.settings"])
-        self.assertEqual(settings.mail_outbound_sent_today, 2)
-        self.assertEqual(self.primary.sent_today, 2)
+        self.assertEqual(settings.mail_outbound_sent_today, 4)
+        self.assertEqual(self.primary.sent_today, 4)
         settings.mail_outbound_daily_limit = 500
         settings.save().execute()
         self.assertEqual(

@@ -163,18 +163,28 @@ class TestParallelSessions(MailOutboundCommitCase):
         self.assertGreaterEqual(smtp.refused_connections, 1)
 
     def test_daily_limit_counts_across_sessions(self):
-        smtp, _server_id = self.start_committed_smtp_server("Lanes", daily_limit=10)
-        # a mail to two followers counts once
+        """Issue #20: the limit counts SMTP messages, across the sessions; the
+        mail that passes it is split, its first follower now, the other
+        one held in a mail of its own, the chatter saying which."""
+        smtp, _server_id = self.start_committed_smtp_server("Lanes", daily_limit=11)
         ids = self.create_committed_traffic(notifications=25, partners=2)
         self.run_queue()
-        mails = self.committed_mails(ids)
+        messages = self.committed_mails(ids).mail_message_id
+        mails = self.committed_mails(
+            self.env["mail.mail"]
+            .sudo()
+            .search([("mail_message_id", "in", messages.ids)])
+            .ids
+        )
+        self.assertEqual(len(mails), 26)
         sent = mails.filtered(lambda m: m.state == "sent")
-        self.assertEqual(len(sent), 10)
-        self.assertEqual(len(smtp.messages), 20)
+        self.assertEqual(len(smtp.messages), 11)
+        self.assertEqual(len(sent.recipient_ids), 11)
         self.assertDeliveredOnce(smtp, mail_pairs(sent))
         waiting = mails.filtered(lambda m: m.state == "outgoing")
-        self.assertEqual(len(waiting), 15)
-        self.assertTrue(all(waiting.mapped("delivery_deferred")))
+        self.assertEqual(len(waiting), 20)
+        self.assertEqual(set(waiting.mapped("delivery_hold")), {"server_day"})
+        self.assertFalse(any(waiting.mapped("delivery_deferred")))
         self.assertChatter(mails, sent=sent.recipient_ids, ready=waiting.recipient_ids)
 
     def test_a_dropped_session_costs_one_mail(self):

@@ -222,12 +222,15 @@ class TestServerHealthQueue(MailOutboundSmtpCase):
         )
         self.assertEqual(
             sorted(logs.mapped(lambda log: (log.outcome, log.failure_stage or ""))),
-            [("deferred", "limit"), ("deferred", "limit"), ("sent", "")],
+            [("held", "limit"), ("held", "limit"), ("sent", "")],
         )
         self.assertIn("c0@destination.example", logs.mapped("recipients"))
         server.invalidate_recordset()
         self.assertEqual(server.failures_24h, 0)
-        self.assertEqual((server.queue_due, server.queue_deferred), (0, 2))
+        # waiting for a limit is neither due nor a deferral (issue #20)
+        self.assertEqual(
+            (server.queue_due, server.queue_deferred, server.queue_held), (0, 0, 2)
+        )
         self.assertEqual(server.usage_display, "1 / 1")
         # the server now refuses every sender: a real failure, counted
         smtp.script("mail", 451, "4.3.0 Try later")

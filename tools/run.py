@@ -95,6 +95,12 @@ class QueueRun:
     handover_buffer: list | None = None
     logs: list = field(default_factory=list)  # log values for the next INSERT
     decisions: dict = field(default_factory=dict)  # mail id -> Decided
+    # the run's limits (tools.quota.Quotas; None: no limit applies), each
+    # limited mail's messages (tools.quota.FanOut), and the mails of the
+    # batch core connects next: a failover counts them on the other server
+    quotas: object = None
+    fanouts: dict = field(default_factory=dict)
+    next_batch_ids: list = field(default_factory=list)
     batch: Batch = field(default_factory=Batch)
 
     @property

@@ -1,17 +1,21 @@
-"""Daily windows in the company's time zone; limits that defer."""
+"""Windows in the company's time zone; limits in messages or recipients
+that hold whole messages, in queue order."""
 
 from datetime import datetime
 
 import pytest
 
 from mail_outbound_tools.quota import (
-    UNLIMITED,
+    MESSAGE,
+    RECIPIENT,
     Allowance,
-    allowance,
+    FanOut,
+    Limit,
     day_window,
+    fan_out,
+    hour_window,
     minute_window,
-    split,
-    tightest,
+    window,
 )
 
 
@@ -69,77 +73,108 @@ def test_day_window(now, tz, start, end):
     assert day_window(now, tz) == (start, end)
 
 
-def test_minute_window():
-    assert minute_window(datetime(2026, 1, 1, 10, 5, 42, 7)) == (
+def test_minute_and_hour_windows():
+    now = datetime(2026, 1, 1, 10, 5, 42, 7)
+    assert minute_window(now) == (
         datetime(2026, 1, 1, 10, 5),
         datetime(2026, 1, 1, 10, 6),
     )
+    assert hour_window(now) == (datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11))
+    assert window("hour", now) == hour_window(now)
+    assert window("day", now, "UTC") == (datetime(2026, 1, 1), datetime(2026, 1, 2))
 
 
-def test_allowance():
-    end = datetime(2026, 11, 25)
-    assert allowance(0, 500, end, "server_day") is UNLIMITED
-    assert allowance(100, 40, end, "server_day") == Allowance(
-        60, end, "server_day", 100
-    )
-    assert allowance(100, 140, end, "server_day").count == 0
-
-
-def test_tightest_prefers_the_fewest_then_the_latest_window():
-    day_end, minute_end = datetime(2026, 11, 25), datetime(2026, 11, 24, 12, 1)
-    day = Allowance(10, day_end, "database_day", 100)
-    minute = Allowance(3, minute_end, "server_minute", 5)
-    assert tightest([UNLIMITED, day, minute]) == minute
-    both_full = [
-        Allowance(0, minute_end, "server_minute", 5),
-        Allowance(0, day_end, "server_day", 9),
-    ]
-    assert tightest(both_full).defer_until == day_end
-    assert tightest([UNLIMITED, UNLIMITED]) is UNLIMITED
-
-
-def test_split_mid_batch():
-    granted = Allowance(2, datetime(2026, 11, 25), "server_day", 10)
-    assert split([1, 2, 3, 4], granted) == ([1, 2], [3, 4])
-    assert split([1, 2], UNLIMITED) == ([1, 2], [])
+@pytest.mark.parametrize(
+    ("to", "cc", "partners", "messages", "recipients"),
+    [
+        (0, 0, [1, 1, 1, 1, 1], 5, 5),  # a chatter post to five followers
+        (3, 0, [], 1, 3),  # one email_to message to three addresses
+        (2, 1, [1, 2], 3, 6),  # email_to + cc together, then each partner
+        (0, 2, [], 1, 2),  # cc alone is one message
+        (0, 0, [0], 1, 1),  # a partner without a parsable email: one try
+        (0, 0, [], 1, 1),  # no recipient: still never free
+    ],
+)
+def test_fan_out_follows_cores_messages(to, cc, partners, messages, recipients):
+    fanout = fan_out(to, cc, partners)
+    assert fanout.count(MESSAGE) == messages
+    assert fanout.count(RECIPIENT) == recipients
 
 
 END = datetime(2026, 11, 25)
 
 
-@pytest.mark.parametrize(
-    ("limit", "used", "count"),
-    [
-        (0, 500, None),  # no limit
-        (None, 0, None),
-        (100, 0, 100),
-        (100, 40, 60),
-        (100, 100, 0),
-        (100, 140, 0),  # sent over the limit (lowered during the day)
-        (1, 0, 1),
-    ],
-)
-def test_allowance_table(limit, used, count):
-    granted = allowance(limit, used, END, "server_day")
-    assert granted.count == count
-    if count is not None:
-        assert (granted.defer_until, granted.limit, granted.value) == (
-            END,
-            "server_day",
-            limit,
-        )
+def limit(value, unit=MESSAGE, used=0, code="server_day", end=END):
+    return Limit(code, value, unit, end, used)
+
+
+def test_messages_are_counted_not_mails():
+    # the review: a daily limit of 2, three mails to five contacts each
+    allowance = Allowance([limit(2)])
+    post = fan_out(0, 0, [1] * 5)
+    first = allowance.grant(post)
+    assert (first.messages, first.held_by.code) == (2, "server_day")
+    # held from there on: the queue keeps its order
+    assert allowance.grant(post).messages == 0
+    assert allowance.grant(fan_out(1, 0, [])).messages == 0
+    assert allowance.limits[0].used == 2
+
+
+def test_recipients_counted_where_the_provider_counts_them():
+    allowance = Allowance([limit(10, RECIPIENT)])
+    assert allowance.grant(fan_out(4, 0, [])).whole  # 4 of 10
+    assert allowance.grant(fan_out(0, 0, [1, 1, 1])).whole  # 7 of 10
+    # one message to 4 recipients does not fit in 3: never split
+    grant = allowance.grant(fan_out(4, 0, [1]))
+    assert (grant.messages, grant.whole) == (0, False)
+    assert allowance.limits[0].used == 7
+
+
+def test_partial_fan_out_goes_message_by_message():
+    allowance = Allowance([limit(5, RECIPIENT)])
+    grant = allowance.grant(FanOut((2, 1, 1, 1, 1)))
+    assert grant.messages == 4  # 2 + 1 + 1 + 1
+    assert allowance.limits[0].used == 5
+
+
+def test_an_empty_window_lets_one_oversized_message_through():
+    allowance = Allowance([limit(3, RECIPIENT)])
+    grant = allowance.grant(FanOut((10, 1)))
+    assert (grant.messages, grant.held_by.value) == (1, 3)
+    # not a second one: the window is no longer empty
+    assert Allowance([limit(3, RECIPIENT, used=1)]).grant(FanOut((10,))).messages == 0
+
+
+def test_the_tightest_limit_holds_and_the_latest_window_is_named():
+    minute_end = datetime(2026, 11, 24, 12, 1)
+    day = limit(100, used=98)
+    minute = limit(30, code="server_minute", end=minute_end)
+    grant = Allowance([day, minute]).grant(fan_out(0, 0, [1] * 5))
+    assert (grant.messages, grant.held_by) == (2, day)
+    both_full = Allowance(
+        [limit(5, used=5, code="server_minute", end=minute_end), limit(9, used=9)]
+    )
+    assert both_full.grant(FanOut((1,))).held_by.window_end == END
+
+
+def test_a_shared_limit_is_used_up_by_every_server():
+    database = limit(3, code="database_day")
+    first, second = Allowance([database]), Allowance([database, limit(100)])
+    assert first.grant(FanOut((1, 1))).whole
+    grant = second.grant(FanOut((1, 1)))
+    assert (grant.messages, grant.held_by.code) == (1, "database_day")
 
 
 @pytest.mark.parametrize(
-    ("count", "items", "now", "later"),
-    [
-        (None, [1, 2, 3], [1, 2, 3], []),
-        (0, [1, 2, 3], [], [1, 2, 3]),
-        (2, [1, 2, 3, 4], [1, 2], [3, 4]),
-        (5, [1, 2], [1, 2], []),
-        (3, [], [], []),
-    ],
+    ("value", "used", "need", "fits"),
+    [(10, 0, 10, True), (10, 1, 10, False), (10, 10, 0, True), (0, 0, 1, False)],
 )
-def test_split_table(count, items, now, later):
-    granted = UNLIMITED if count is None else Allowance(count, END, "server_day", 9)
-    assert split(items, granted) == (now, later)
+def test_fits_take_and_give_back(value, used, need, fits):
+    allowance = Allowance([limit(value, used=used)])
+    fanouts = [FanOut((1,))] * need
+    assert allowance.fits(fanouts) is fits
+    allowance.take(fanouts)
+    assert allowance.limits[0].used == used + need
+    allowance.give_back(fanouts)
+    allowance.give_back(fanouts)
+    assert allowance.limits[0].used == max(used - need, 0)
