@@ -276,7 +276,7 @@ def _value(param, text):
 
 def _shown(param, value):
     if param.default_text and value == param.default:
-        return param.default_text
+        return f"({param.default_text})"
     return repr(value) if isinstance(value, str) else str(value)
 
 
