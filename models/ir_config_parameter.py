@@ -38,8 +38,10 @@ class IrConfigParameter(models.Model):
     @api.model
     def _mail_outbound_get(self, key):
         """The value of ``mail_outbound.*`` parameter ``key``, parsed and
-        clamped to its range (tools/settings.py); a bad value gives the
-        default or the nearest bound, and one warning in the log."""
+        clamped to its range (tools/settings.py, the only place its default
+        is written); a bad value gives the default or the nearest bound, and
+        one warning in the log per value and process, never an exception:
+        the queue, the mail gateway and the forms read these."""
         raw = self.sudo().get_param(key)
         value, warning = settings.parse(key, raw)
         if warning and (key, raw) not in _WARNED:

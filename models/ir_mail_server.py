@@ -190,18 +190,9 @@ class IrMailServer(models.Model):
 
     @api.model
     def _get_blocked_ports(self):
-        value = (
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.blocked_ports", "")
+        return self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.blocked_ports"
         )
-        try:
-            return ports.parse_blocked_ports(value)
-        except ValueError:
-            # the setting validates on save; a hand-edited parameter must not
-            # stop every send, so it blocks nothing and says so
-            _logger.warning("Ignoring invalid mail_outbound.blocked_ports %r", value)
-            return set()
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):
@@ -394,11 +385,8 @@ class IrMailServer(models.Model):
         Off by default: core sends it unchanged and Odoo's own tests
         (test_mail TestMailMailServer) rely on that.
         """
-        return tools.str2bool(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.enforce_fixed_server_filter")
-            or "0"
+        return self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.enforce_fixed_server_filter"
         )
 
     @api.model
@@ -462,11 +450,8 @@ class IrMailServer(models.Model):
         self.ensure_one()
         config = tools.config
         timeout = base_ir_mail_server.SMTP_TIMEOUT
-        cafile = (
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.smtp_ca_file")
-            or ""
+        cafile = self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.smtp_ca_file"
         )
         if self.smtp_authentication == "cli":
             return smtp_diagnosis.SmtpConfig(

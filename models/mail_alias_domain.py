@@ -147,21 +147,10 @@ class MailAliasDomain(models.Model):
     @api.model
     def _get_dns_resolver(self, timeout=dns_check.TIMEOUT):
         """The resolver asking ``mail_outbound.dns_nameserver``, else the system's."""
-        nameserver = (
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("mail_outbound.dns_nameserver", "")
+        nameserver = self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.dns_nameserver"
         )
-        try:
-            return dns_check.make_resolver(nameserver, timeout)
-        except ValueError as error:
-            _logger.warning(
-                "mail_outbound.dns_nameserver %r ignored (%s): using the system's "
-                "resolver",
-                nameserver,
-                error,
-            )
-            return dns_check.make_resolver("", timeout)
+        return dns_check.make_resolver(nameserver, timeout)
 
     def _get_sending_servers(self):
         """The outgoing servers that send for this domain's bounce address."""

@@ -7,8 +7,6 @@ from ..tools import bounce
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_BLACKLIST_AFTER = 5
-
 
 class MailThread(models.AbstractModel):
     """Bounces classified before core counts them.
@@ -172,26 +170,9 @@ class MailThread(models.AbstractModel):
     @api.model
     def _get_bounce_blacklist_after(self):
         """Hard bounces after which an address is blacklisted (0: never)."""
-        key = "mail_outbound.bounce_blacklist_after"
-        value = self.env["ir.config_parameter"].sudo().get_param(key)
-        if not value:
-            # Settings removes the parameter for 0 (never); install sets 5
-            return 0
-        try:
-            limit = int(value)
-        except ValueError:
-            # a typo in a system parameter must not stop the mail gateway
-            _logger.warning(
-                "%s is %r, not a whole number: using %s",
-                key,
-                value,
-                DEFAULT_BLACKLIST_AFTER,
-            )
-            return DEFAULT_BLACKLIST_AFTER
-        if limit < 0:
-            _logger.warning("%s is %r, below 0: never blacklisting", key, value)
-            return 0
-        return limit
+        return self.env["ir.config_parameter"]._mail_outbound_get(
+            "mail_outbound.bounce_blacklist_after"
+        )
 
     @api.model
     def _blacklist_after_hard_bounces(self, message_dict, entry):

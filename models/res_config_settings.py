@@ -1,11 +1,30 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools import ports
+from ..tools import (
+    ports,
+    settings as params_table,
+)
 
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
+
+    # The fields of this form that edit a parameter of tools/settings.py, by
+    # name. Not core's ``config_parameter``: core stores 0 as no parameter
+    # (which reads as the table's default, 5 for the blacklist) and reads a
+    # malformed value its own way; here the form shows what the run uses
+    # (``_mail_outbound_get``) and refuses what the run would not
+    # use as typed.
+    _mail_outbound_params = {
+        "mail_outbound_enforce_fixed_filter": (
+            "mail_outbound.enforce_fixed_server_filter"
+        ),
+        "mail_outbound_blocked_ports": "mail_outbound.blocked_ports",
+        "mail_outbound_daily_limit": "mail_outbound.daily_limit",
+        "mail_outbound_retry_lifetime_days": "mail_outbound.retry_lifetime_days",
+        "mail_outbound_bounce_blacklist_after": "mail_outbound.bounce_blacklist_after",
+    }
 
     alias_domain_bounce_alias = fields.Char(
         related="alias_domain_id.bounce_alias", readonly=False
@@ -32,7 +51,6 @@ class ResConfigSettings(models.TransientModel):
     )
     mail_outbound_enforce_fixed_filter = fields.Boolean(
         "Enforce FROM Filters on a Mail's Own Server",
-        config_parameter="mail_outbound.enforce_fixed_server_filter",
         help="A mail that asks for a server (a mass mailing's dedicated server, "
         "a template's server) is sent as the notification address when that "
         "server's FROM filter does not allow its From. Off: the From is kept, "
@@ -75,6 +93,12 @@ class ResConfigSettings(models.TransientModel):
         values["mail_outbound_mass_mailing_installed"] = (
             self._mass_mailing_owns_setting()
         )
+        params = self.env["ir.config_parameter"]
+        for name, key in self._mail_outbound_params.items():
+            value = params._mail_outbound_get(key)
+            if params_table.PARAMS[key].kind == "ports":
+                value = params_table.to_text(key, value)
+            values[name] = value
         if not self.env.is_system():
             return values
         Log = self.env["mail.delivery.log"].sudo()
@@ -83,10 +107,19 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         super().set_values()
+        params = self.env["ir.config_parameter"].sudo()
+        for name, key in self._mail_outbound_params.items():
+            value = self[name]
+            if params_table.PARAMS[key].kind == "ports":
+                # validated by _check_mail_outbound_params
+                value = params_table.parse(key, value)[0]
+            # written only when the run would read something else: saving
+            # the form writes no default that was not there
+            if params_table.parse(key, params.get_param(key)) != (value, None):
+                params.set_param(key, params_table.to_text(key, value))
         if self._mass_mailing_owns_setting():
             # mass_mailing's own fields wrote the same parameters
             return
-        params = self.env["ir.config_parameter"].sudo()
         enabled = self.mail_outbound_mass_server_enabled
         params.set_param("mass_mailing.outgoing_mail_server", enabled)
         params.set_param(
@@ -96,7 +129,6 @@ class ResConfigSettings(models.TransientModel):
 
     mail_outbound_blocked_ports = fields.Char(
         "Blocked SMTP Ports",
-        config_parameter="mail_outbound.blocked_ports",
         help="Comma-separated ports outgoing servers may not use, e.g. 25 as "
         "hosting operators block it. Servers on these ports cannot be saved, "
         "tested or used.",
@@ -104,7 +136,6 @@ class ResConfigSettings(models.TransientModel):
 
     mail_outbound_daily_limit = fields.Integer(
         "Daily Limit",
-        config_parameter="mail_outbound.daily_limit",
         help="SMTP messages the whole database may send per day (the company's "
         "calendar day; a chatter post to five followers is five messages); "
         "over it, mail waits for the next day. 0: no limit.",
@@ -112,57 +143,51 @@ class ResConfigSettings(models.TransientModel):
     mail_outbound_sent_today = fields.Integer("Sent Today", readonly=True)
     mail_outbound_retry_lifetime_days = fields.Float(
         "Retry For (Days)",
-        config_parameter="mail_outbound.retry_lifetime_days",
-        default=5,
         help="A mail refused temporarily is tried again, less and less often, "
         "for this long after its first attempt; then it fails.",
     )
 
     mail_outbound_bounce_blacklist_after = fields.Integer(
         "Blacklist After Hard Bounces",
-        # no default: Settings stores 0 as no parameter, which must read as 0
-        config_parameter="mail_outbound.bounce_blacklist_after",
         help="An address whose mails bounced this many times for good (the "
         "address does not exist) goes to the blacklist used by mass mailings. "
         "Soft and policy bounces never count. 0: never.",
     )
 
-    @api.constrains("mail_outbound_bounce_blacklist_after")
-    def _check_mail_outbound_bounce_blacklist_after(self):
-        if any(settings.mail_outbound_bounce_blacklist_after < 0 for settings in self):
+    @api.constrains(*_mail_outbound_params)
+    def _check_mail_outbound_params(self):
+        """What the run would not use as typed is refused, with the range of
+        tools/settings.py: the form and the run never disagree."""
+        for record in self:
+            for name, key in self._mail_outbound_params.items():
+                param = params_table.PARAMS[key]
+                value = record[name]
+                if param.kind == "ports":
+                    record._check_mail_outbound_ports(value)
+                elif param.kind in ("int", "float") and params_table.check(key, value):
+                    raise ValidationError(
+                        _(
+                            "%(field)s: %(value)s is outside the range. Type a "
+                            "number from %(minimum)s to %(maximum)s.",
+                            field=self._fields[name]._description_string(self.env),
+                            value=value,
+                            minimum=params_table.bound(param, param.minimum),
+                            maximum=params_table.bound(param, param.maximum),
+                        )
+                    )
+
+    def _check_mail_outbound_ports(self, value):
+        try:
+            ports.parse_blocked_ports(value)
+        except ValueError as error:
             raise ValidationError(
                 _(
-                    "Blacklist After Hard Bounces: type 0 to never blacklist, or "
-                    "a number of hard bounces, e.g. 5."
+                    'Blocked SMTP Ports: "%(part)s" is not a port number. '
+                    "Type port numbers between 1 and 65535 separated by "
+                    'commas, e.g. "25, 2526".',
+                    part=error.args[0] if error.args else "",
                 )
-            )
-
-    @api.constrains("mail_outbound_daily_limit", "mail_outbound_retry_lifetime_days")
-    def _check_mail_outbound_delivery_settings(self):
-        for settings in self:
-            if settings.mail_outbound_daily_limit < 0:
-                raise ValidationError(
-                    _("Daily Limit: type 0 for no limit, or a number of mails.")
-                )
-            if settings.mail_outbound_retry_lifetime_days <= 0:
-                raise ValidationError(
-                    _("Retry For (Days): type a number of days above 0, e.g. 5.")
-                )
-
-    @api.constrains("mail_outbound_blocked_ports")
-    def _check_mail_outbound_blocked_ports(self):
-        for settings in self.filtered("mail_outbound_blocked_ports"):
-            try:
-                ports.parse_blocked_ports(settings.mail_outbound_blocked_ports)
-            except ValueError as error:
-                raise ValidationError(
-                    _(
-                        'Blocked SMTP Ports: "%(part)s" is not a port number. '
-                        "Type port numbers between 1 and 65535 separated by "
-                        'commas, e.g. "25, 2526".',
-                        part=error.args[0] if error.args else "",
-                    )
-                ) from error
+            ) from error
 
     @api.depends(
         "alias_domain_id",

@@ -20,6 +20,7 @@ Other modules reuse them::
 
 import collections
 import contextlib
+import logging
 import sys
 import threading
 import traceback
@@ -31,6 +32,7 @@ from odoo.tools import config
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
+from ..models import ir_config_parameter
 from ..tools import dns_check
 from .loopback_dns import LoopbackDns, zone_txt
 from .loopback_smtp import LoopbackSmtp
@@ -52,6 +54,41 @@ def mail_values(count=1, **values):
         }
         for index in range(count)
     ]
+
+
+class ParameterWarnings(list):
+    """The WARNING and ERROR lines logged under ``odoo`` while a
+    :func:`parameter_warnings` block ran."""
+
+    def naming(self, key):
+        """The lines that name ``key``: the loader's warning about it."""
+        return [line for line in self if key in line]
+
+    def queue_failures(self):
+        """Core's "Failed processing mail queue": a run that stopped."""
+        return [line for line in self if "Failed processing mail queue" in line]
+
+
+@contextlib.contextmanager
+def parameter_warnings():
+    """``with parameter_warnings() as lines:`` collects what is logged at
+    WARNING and above, from any thread (the queue runs in a worker), with the
+    loader's memory of values already warned about emptied: each bad value
+    is warned about again, once."""
+    lines = ParameterWarnings()
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    logger = logging.getLogger("odoo")
+    logger.addHandler(handler)
+    try:
+        with patch.object(ir_config_parameter, "_WARNED", set()):
+            yield lines
+    finally:
+        logger.removeHandler(handler)
 
 
 def capture_delivery_logs(env):

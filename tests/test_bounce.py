@@ -12,7 +12,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from . import bounce_samples
-from .common import MailOutboundSmtpCase
+from .common import MailOutboundSmtpCase, parameter_warnings
 
 
 @tagged("post_install", "-at_install", "mail_outbound")
@@ -192,21 +192,22 @@ class TestBounce(MailOutboundSmtpCase):
     def test_blacklist_setting_typo_logs_and_falls_back(self):
         Thread = self.env["mail.thread"]
         params = self.env["ir.config_parameter"].sudo()
-        for value, expected in (("3", 3), ("0", 0), ("", 0)):
-            params.set_param("mail_outbound.bounce_blacklist_after", value)
+        key = "mail_outbound.bounce_blacklist_after"
+        # no value is the table's default, the one installed
+        for value, expected in (("3", 3), ("0", 0), ("", 5), (False, 5)):
+            params.set_param(key, value)
             self.assertEqual(Thread._get_bounce_blacklist_after(), expected)
-        params.set_param("mail_outbound.bounce_blacklist_after", "-2")
-        with self.assertLogs(
-            "odoo.addons.mail_outbound.models.mail_thread", "WARNING"
-        ) as logs:
-            self.assertEqual(Thread._get_bounce_blacklist_after(), 0)
-        self.assertIn("below 0: never blacklisting", logs.output[0])
-        params.set_param("mail_outbound.bounce_blacklist_after", "five")
-        with self.assertLogs(
-            "odoo.addons.mail_outbound.models.mail_thread", "WARNING"
-        ) as logs:
-            self.assertEqual(Thread._get_bounce_blacklist_after(), 5)
-        self.assertIn("'five', not a whole number: using 5", logs.output[0])
+        for value, expected, words in (
+            ("-2", 0, "outside 0 to 1000: using 0"),
+            ("five", 5, "'five', not a whole number: using the default 5"),
+            ("1e309", 5, "'1e309', not a whole number: using the default 5"),
+        ):
+            params.set_param(key, value)
+            with parameter_warnings() as lines:
+                self.assertEqual(Thread._get_bounce_blacklist_after(), expected)
+                self.assertEqual(Thread._get_bounce_blacklist_after(), expected)
+            (line,) = lines.naming(key)
+            self.assertIn(words, line)
 
     @mute_logger("odoo.addons.mail.models.mail_thread")
     def test_unreadable_bounce_keeps_core_behaviour(self):

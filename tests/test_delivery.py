@@ -30,6 +30,7 @@ from .common import (
     MailOutboundSmtpCase,
     capture_delivery_logs,
     mail_pairs,
+    parameter_warnings,
     received_pairs,
 )
 from .loopback_smtp import closed_port
@@ -927,10 +928,38 @@ class TestDelivery(MailOutboundSmtpCase):
             .get_param("mail_outbound.daily_limit"),
             "500",
         )
+        # the form's range is the run's (tools/settings.py): 0.01 to 60 days
+        for days in (0, 100):
+            settings = Form(self.env["res.config.settings"])
+            settings.mail_outbound_retry_lifetime_days = days
+            with self.assertRaisesRegex(
+                ValidationError, r"Retry For \(Days\): .* from 0.01 to 60\."
+            ):
+                settings.save()
         settings = Form(self.env["res.config.settings"])
-        settings.mail_outbound_retry_lifetime_days = 0
-        with self.assertRaises(ValidationError):
-            settings.save()
+        settings.mail_outbound_retry_lifetime_days = 60
+        settings.save().execute()
+        self.assertEqual(
+            self.env["ir.config_parameter"]._mail_outbound_get(
+                "mail_outbound.retry_lifetime_days"
+            ),
+            60,
+        )
+
+    def test_settings_show_what_the_run_uses(self):
+        # a hand-typed value the run does not use as typed: the form shows
+        # what the run uses, and opening it does not fail
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("mail_outbound.daily_limit", "1e309")
+        params.set_param("mail_outbound.retry_lifetime_days", "100")
+        params.set_param("mail_outbound.blocked_ports", "2526;2525")
+        with parameter_warnings() as lines:
+            settings = Form(self.env["res.config.settings"])
+        self.assertEqual(settings.mail_outbound_daily_limit, 0)
+        self.assertEqual(settings.mail_outbound_retry_lifetime_days, 60)
+        self.assertEqual(settings.mail_outbound_blocked_ports, "2525, 2526")
+        self.assertTrue(lines.naming("mail_outbound.daily_limit"))
+        self.assertTrue(lines.naming("mail_outbound.retry_lifetime_days"))
 
     def test_delivery_log_follows_companies(self):
         other = self.env["res.company"].create({"name": "Other Co"})

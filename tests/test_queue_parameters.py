@@ -1,27 +1,27 @@
-"""Issue #9, point 2: every documented parameter broken, one at a time.
+"""Issue #9, point 2, and issue #20: every parameter broken, one at a time.
 
-For each system parameter of the README's table, a typo, a negative and an
-empty value, met the way the queue meets them: a real run with commits
+For each system parameter of ``tools/settings.PARAMS`` (and core's batch
+size), three malformed values (``1e309``, whose ``float`` is inf; a typo;
+``-1``), met the way the queue meets them: a real run with commits
 (``MailOutboundCommitCase``) over a loopback server, on the path that reads
 that parameter (a send, a deferral, a failover, a session dropped after
-DATA, the log's cleanup). The run does not raise, the mails end as the
-default would have them, and the log has one WARNING naming the parameter
-(none for an empty value: Odoo reads it as no value, the default).
+DATA, the log's cleanup; and, after the run, a bounce through the mail
+gateway, the DNS checks' resolver, Test Connection). The run does not stop
+("Failed processing mail queue"), the mails end as the default would have
+them, and the log has one WARNING naming the parameter.
 
 The mails are chatter notifications, each to two partner followers
 (``create_committed_traffic``): the copies received and the chatter's
 notifications are checked with the mails' states.
 """
 
-import logging
-from contextlib import contextmanager
-from unittest.mock import patch
+import dns.resolver
 
 from odoo.tests import tagged
 
-from ..models import ir_config_parameter
 from ..tools import settings
-from .common import MailOutboundCommitCase, mail_pairs
+from . import bounce_samples
+from .common import MailOutboundCommitCase, mail_pairs, parameter_warnings
 from .loopback_smtp import closed_port
 
 # the path of a queue run that reads each parameter
@@ -37,10 +37,17 @@ PATHS = {
     "mail_outbound.after_data_drop": "drop",
     "mail_outbound.smtp_pipelining": "send",
     "mail_outbound.delivery_log_days": "cleanup",
+    "mail_outbound.blocked_ports": "send",
+    "mail_outbound.enforce_fixed_server_filter": "send",
+    "mail_outbound.bounce_blacklist_after": "bounce",
+    "mail_outbound.dns_nameserver": "dns",
+    "mail_outbound.smtp_ca_file": "probe",
     "mail.mail.queue.batch.size": "send",
 }
 
-BROKEN_VALUES = ("x", "-1", "")
+# huge (float says inf, int of it raises OverflowError), a typo, negative:
+# malformed for every kind of parameter, so each warns
+BROKEN_VALUES = ("1e309", "x", "-1")
 
 
 @tagged("post_install", "-at_install", "mail_outbound", "mail_outbound_commit")
@@ -48,28 +55,8 @@ class TestBrokenParameters(MailOutboundCommitCase):
     def test_the_table_covers_every_parameter(self):
         self.assertEqual(set(PATHS), {*settings.PARAMS, "mail.mail.queue.batch.size"})
 
-    @contextmanager
-    def warnings_naming(self, key):
-        """The WARNING lines, of any logger, that name ``key``; each bad
-        value warned about again (the loader warns once per process)."""
-        records = []
-
-        class Collect(logging.Handler):
-            def emit(self, record):
-                records.append(record.getMessage())
-
-        handler = Collect(logging.WARNING)
-        logger = logging.getLogger("odoo")
-        logger.addHandler(handler)
-        try:
-            with patch.object(ir_config_parameter, "_WARNED", set()):
-                yield records
-        finally:
-            logger.removeHandler(handler)
-        records[:] = [line for line in records if key in line]
-
     def test_each_parameter_broken_one_at_a_time(self):
-        smtp, _live_id = self.start_committed_smtp_server("Live")
+        smtp, live_id = self.start_committed_smtp_server("Live")
         _dead_smtp, dead_id = self.start_committed_smtp_server(
             "Dead", sequence=20, smtp_port=closed_port()
         )
@@ -79,18 +66,19 @@ class TestBrokenParameters(MailOutboundCommitCase):
                 with self.subTest(key=key, value=value):
                     smtp.reset()
                     self.set_committed_param(key, value)
-                    with self.warnings_naming(key) as warnings:
-                        mails = self.run_path(path, smtp, dead_id)
-                    # Odoo's get_param answers an empty value as a missing
-                    # one: the default, nothing to warn about
-                    self.assertEqual(len(warnings), 1 if value else 0, warnings)
+                    with parameter_warnings() as lines:
+                        mails, seen = self.run_path(path, smtp, dead_id, live_id)
+                    self.assertEqual(len(lines.naming(key)), 1, lines)
+                    self.assertFalse(lines.queue_failures())
                     env.invalidate_all()
                     env.cr.rollback()
                     self.assertPathOutcome(path, env["mail.mail"].browse(mails), smtp)
+                    self.assertSeen(path, seen)
                     self.restore_committed_param(key)
 
-    def run_path(self, path, smtp, dead_id):
-        """One queue run on ``path``; the ids of its mails."""
+    def run_path(self, path, smtp, dead_id, live_id):
+        """One queue run on ``path``, then what reads the parameter after it;
+        the ids of the run's mails, and what that reader saw."""
         ids = self.create_committed_traffic(notifications=2, partners=2)
         if path == "defer":
             smtp.script("data", 451, "4.7.1 Try again later")
@@ -115,10 +103,58 @@ class TestBrokenParameters(MailOutboundCommitCase):
             # the log's cleanup, as its cron runs it; rolled back: the
             # database's older lines are not this test's
             self.committed_env()["mail.delivery.log"]._gc_delivery_log()
-        return ids
+        return ids, self.after_run(path, smtp, live_id)
+
+    def after_run(self, path, smtp, live_id):
+        """The reader of a parameter no queue run reads, on the traffic the
+        run sent; rolled back at once, so that no row stays locked."""
+        env = self.committed_env()
+        try:
+            return self._read_after_run(env, path, smtp, live_id)
+        finally:
+            env.cr.rollback()
+
+    def _read_after_run(self, env, path, smtp, live_id):
+        if path == "bounce":
+            # a hard bounce of the first copy, through the real mail gateway
+            received = smtp.messages[0]
+            (recipient,) = received["rcpt_tos"][:1]
+            env["mail.thread"].message_process(
+                False,
+                bounce_samples.gmail(
+                    received["mail_from"],
+                    recipient,
+                    received["message"]["Message-Id"],
+                ),
+            )
+            partner = env["res.partner"].search([("email", "=", recipient)])
+            blacklisted = env["mail.blacklist"].search([("email", "=", recipient)])
+            return partner.message_bounce, bool(blacklisted)
+        if path == "dns":
+            return env["mail.alias.domain"]._get_dns_resolver().nameservers
+        if path == "probe":
+            wizard = env["mail.outbound.connection.test"].create(
+                {"mail_server_id": live_id}
+            )
+            wizard.action_run()
+            return wizard.line_ids.mapped("status")
+        return None
+
+    def assertSeen(self, path, seen):
+        if path == "bounce":
+            # counted (a hard bounce), not blacklisted after one: the default
+            # is 5, and -1 reads as 0, never
+            self.assertEqual(seen, (1, False))
+        elif path == "dns":
+            # the system's resolver, not a malformed one
+            self.assertEqual(seen, dns.resolver.Resolver().nameservers)
+        elif path == "probe":
+            # the loopback server answers every step: no CA file was tried
+            self.assertTrue(seen)
+            self.assertNotIn("failed", seen)
 
     def assertPathOutcome(self, path, mails, smtp):
-        if path in ("send", "cleanup", "failover"):
+        if path in ("send", "cleanup", "failover", "bounce", "dns", "probe"):
             self.assertEqual(set(mails.mapped("state")), {"sent"})
             self.assertEqual(
                 {m["message"]["Message-Id"] for m in smtp.messages},

@@ -6,11 +6,13 @@ signature verified by dkimpy against the loopback DNS.
 
 import logging
 
+import dns.resolver
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..tools import dkim_sign
-from .common import MailOutboundDnsCase
+from .common import MailOutboundDnsCase, parameter_warnings
 
 DOMAIN = "example.com"
 
@@ -105,11 +107,11 @@ class TestSendingDomain(MailOutboundDnsCase):
         self.env["ir.config_parameter"].sudo().set_param(
             "mail_outbound.dns_nameserver", "dns.example.com"
         )
-        with self.assertLogs(
-            "odoo.addons.mail_outbound.models.mail_alias_domain", logging.WARNING
-        ) as logs:
-            self.env["mail.alias.domain"]._get_dns_resolver()
-        self.assertIn("mail_outbound.dns_nameserver", logs.output[0])
+        with parameter_warnings() as lines:
+            resolver = self.env["mail.alias.domain"]._get_dns_resolver()
+        self.assertEqual(resolver.nameservers, dns.resolver.Resolver().nameservers)
+        (line,) = lines.naming("mail_outbound.dns_nameserver")
+        self.assertIn("'dns.example.com', not IP addresses", line)
 
     # -- DKIM keys and signing ----------------------------------------------------
     def test_enable_refused_until_published_and_matching(self):

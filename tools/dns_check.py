@@ -16,6 +16,9 @@ import dns.exception
 import dns.inet
 import dns.resolver
 
+# the parameter's syntax is the settings loader's (it validates the value)
+from .settings import parse_nameserver
+
 OK = "ok"
 WARNING = "warning"
 ERROR = "error"
@@ -36,33 +39,6 @@ class Check:
     detail: str
     record: str = ""  # the record to publish, ready to copy
     data: dict = field(default_factory=dict)
-
-
-def parse_nameserver(text):
-    """``"127.0.0.1:5353, 10.0.0.1"`` -> ``[("127.0.0.1", 5353), ("10.0.0.1", 53)]``.
-
-    Raises ValueError for anything that is not an IP address and a port.
-    """
-    servers = []
-    for item in (text or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        host, port = item, 53
-        if item.startswith("["):  # [::1]:5353
-            host, _sep, rest = item[1:].partition("]")
-            port = rest.lstrip(":") or 53
-        elif item.count(":") == 1:
-            host, port = item.split(":")
-        try:
-            ipaddress.ip_address(host)
-            port = int(port)
-        except ValueError as error:
-            raise ValueError(f"not an IP address and port: {item!r}") from error
-        if not 0 < port < 65536:
-            raise ValueError(f"port out of range: {item!r}")
-        servers.append((host, port))
-    return servers
 
 
 def make_resolver(nameserver="", timeout=TIMEOUT):
