@@ -81,7 +81,7 @@ PARAMS = {
             0,
             0,
             10**9,
-            doc="mails the database sends a day; 0: no limit",
+            doc="SMTP messages the database sends a day; 0: no limit",
         ),
         _param(
             "mail_outbound.retry_min_backoff",
