@@ -279,6 +279,8 @@ class TestCompanyFailover(MailOutboundSmtpCase):
                 self.env["mail.mail"].process_email_queue(ids=mails.ids)
                 self.assertEqual(set(mails.mapped("state")), {"sent"})
                 received = self.received(self.smtp_acme, 3)
+                # the production path: the relay's parallel sessions
+                self.assertEqual(self.smtp_acme.peak_sessions > 1, width > 1)
                 self.assertDeliveredOnce(self.smtp_acme, mail_pairs(mails))
                 self.assertChatter(mails, sent=self.customers)
                 for copy in received:
