@@ -141,31 +141,20 @@ class IrMailServer(models.Model):
         now = fields.Datetime.now()
         Log = self.env["mail.delivery.log"].sudo()
         since = now - timedelta(hours=24)
+        # every server tried has its line: the one a batch failed over
+        # from ("failed_over"), the last one tried when the mail then waits
+        # or fails ("deferred", "failed")
         failures = Counter(
             dict(
                 Log._read_group(
                     [
                         ("mail_server_id", "in", self.ids),
                         ("create_date", ">=", since),
+                        ("outcome", "in", ("failed", "deferred", "failed_over")),
                         # a mail waiting for a limit is no failure
-                        ("outcome", "in", ("failed", "deferred")),
                         ("failure_stage", "!=", "limit"),
                     ],
                     ["mail_server_id"],
-                    ["__count"],
-                )
-            )
-        )
-        # a batch that failed over is logged on the server that took it: the
-        # failure belongs to the server it came from
-        failures.update(
-            dict(
-                Log._read_group(
-                    [
-                        ("failover_from_id", "in", self.ids),
-                        ("create_date", ">=", since),
-                    ],
-                    ["failover_from_id"],
                     ["__count"],
                 )
             )

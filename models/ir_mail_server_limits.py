@@ -135,15 +135,15 @@ class IrMailServer(models.Model):
         and no longer on ``server``. The whole batch or nothing: core sends
         the batch on one session."""
         self.ensure_one()
-        if run.quotas is None or not run.next_batch_ids:
+        if run.quotas is None or not run.batch_mail_ids:
             return True
         allowance = run.quotas.allowance(self.id)
         if allowance is None:
             return True
-        missing = [i for i in run.next_batch_ids if i not in run.fanouts]
+        missing = [i for i in run.batch_mail_ids if i not in run.fanouts]
         if missing:
             run.fanouts.update(self.env["mail.mail"]._get_fan_outs(missing))
-        fanouts = [run.fanouts[i] for i in run.next_batch_ids]
+        fanouts = [run.fanouts[i] for i in run.batch_mail_ids]
         if not allowance.fits(fanouts):
             _logger.info(
                 "Mail queue: %s is at its limits, the batch for %s does not "

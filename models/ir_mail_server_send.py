@@ -18,7 +18,7 @@ import logging
 import smtplib
 import time
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
 
 from ..tools import delivery, lanes, routing
@@ -83,19 +83,30 @@ class IrMailServer(models.Model):
                 if run is not None:
                     run.batch.connect_failure = delivery.classify(error)
                 raise
+        return self._connect_with_failover(server, run, kwargs)
+
+    def _connect_with_failover(self, server, run, kwargs):
+        """``server``, else the next healthy server carrying the same kind of
+        mail that may send the batch's mail (``_get_failover_decision``).
+        Every server that fails counts it and gets its log line."""
+        smtp_from = kwargs["smtp_from"]
         now = fields.Datetime.now()
-        first_error = None
+        last_error = None
+        refused = self.browse()
         for candidate in server._get_failover_candidates(now):
-            candidate_from = (
-                smtp_from
-                if candidate == server
-                else candidate._get_failover_from(smtp_from)
-            )
+            decision = None
+            if candidate != server:
+                decision = candidate._get_failover_decision(run, server, smtp_from)
+                if decision is None:
+                    # its filter allows no address this mail may be sent as
+                    refused |= candidate
+                    continue
+            candidate_from = decision.smtp_from if decision else smtp_from
             if candidate._is_port_blocked():
                 # a configuration problem of that server: try the next one
                 blocked = candidate._blocked_port_message()
                 failure = delivery.Failure.unreachable(blocked)
-                first_error = first_error or (failure, UserError(blocked))
+                last_error = (failure, UserError(blocked), None)
                 continue
             if candidate != server and not candidate._take_failover_batch(run, server):
                 # its own limits hold too: the batch waits rather than pass them
@@ -109,35 +120,62 @@ class IrMailServer(models.Model):
                 failure = delivery.classify(error)
                 if not failure.server_health:
                     raise
-                run.batch.skipped.append(
-                    delivery.Attempt(
-                        server_id=candidate.id,
-                        ok=False,
-                        code=failure.code,
-                        text=failure.text,
-                        failure=failure,
-                    )
+                attempt = delivery.Attempt(
+                    server_id=candidate.id,
+                    ok=False,
+                    code=failure.code,
+                    text=failure.text,
+                    failure=failure,
                 )
+                # each server tried has its line in the log
+                run.batch.skipped.append(attempt)
                 candidate._record_server_failure(
                     failure, now, apart=run.strategy.commits
                 )
-                first_error = first_error or (failure, error)
+                last_error = (failure, error, attempt)
                 continue
             candidate._record_server_success(apart=run.strategy.commits)
             if candidate != server:
-                run.batch.failover = Failover(server.id, candidate.id)
+                run.batch.failover = Failover(
+                    server.id, candidate.id, decision, smtp_from or ""
+                )
             if connection is not None:
                 self._track_session(connection, candidate)
+                if decision is not None and decision.rewritten:
+                    # core names the sender only when the session's From is
+                    # the mail's notification address: this one is the
+                    # fallback's (_prepare_email_message)
+                    connection.mail_outbound_notification = decision.smtp_from
             return connection
-        if first_error is None:
-            # every server of this kind is resting after failures
+        if last_error is None:
+            # every server of this kind is resting after failures, or may
+            # not send this mail
             failure = delivery.Failure.unreachable(
-                _("Every server for this mail is paused after repeated failures.")
+                server._no_server_left_message(refused)
             )
             run.batch.connect_failure = failure
             raise UserError(failure.text)
-        run.batch.connect_failure = first_error[0]
-        raise first_error[1]
+        failure, error, attempt = last_error
+        if attempt is not None:
+            # the last server tried: its line is the mail's own (deferred or
+            # failed), no "failed over" line
+            run.batch.skipped.remove(attempt)
+            if attempt.server_id != server.id:
+                run.batch.failover = Failover(server.id, attempt.server_id)
+        run.batch.connect_failure = failure
+        raise error
+
+    def _no_server_left_message(self, refused):
+        """Why no server was tried: paused, or refused by their filters."""
+        if refused:
+            return _(
+                "Every server that may send this mail is paused after repeated "
+                "failures, and %(servers)s may not send as its sender or a "
+                "notification address (FROM filter). Wait for the pause to "
+                "end, or add the sender's domain to their FROM filter.",
+                servers=", ".join(refused.mapped("name")),
+            )
+        return _("Every server for this mail is paused after repeated failures.")
 
     def _track_session(self, connection, server):
         """Let the queue know which server a session reached, and its reply.
@@ -231,16 +269,57 @@ class IrMailServer(models.Model):
             )
         )
 
-    def _get_failover_from(self, smtp_from):
-        """The From this server may send for a mail meant for another one."""
-        decision = routing.route(
+    def _get_failover_decision(self, run, from_server, smtp_from, mail=None):
+        """As whom this server sends a batch ``from_server`` could not take
+        (``routing.failover_route``): the From and envelope the routing
+        gives this server for the batch's mail (``mail``, else the batch's
+        first), never one its filter refuses. None: it may send none.
+
+        ``smtp_from``: the From the batch's session was opened with.
+        """
+        self.ensure_one()
+        Mail = self.env["mail.mail"].sudo()
+        mail = mail or Mail.browse(run.batch_mail_ids[:1])
+        if not mail:
+            # not the queue's batch (a direct send): the session's From only
+            email_from, identity = smtp_from or "", self._get_routing_identity()
+        else:
+            emails_from = tools.mail.email_split_and_format(mail.email_from)
+            email_from = emails_from[0] if emails_from else (mail.email_from or "")
+            company = mail._get_outbound_company()
+            alias_domain = (
+                mail.record_alias_domain_id or company.alias_domain_id
+            ).sudo()
+            identity = self._get_routing_identity(alias_domain or None)
+        return routing.failover_route(
+            email_from,
             smtp_from or "",
-            [],
-            self._get_routing_identity(),
-            fixed_server=self._get_routing_server(),
-            enforce_fixed_filter=True,
+            self._get_routing_server(),
+            identity,
+            self._get_failover_notifications(identity),
+            from_server=from_server.name or "",
         )
-        return decision.smtp_from
+
+    @api.model
+    def _get_failover_notifications(self, identity):
+        """Notification addresses a fallback may send as: the mail's own,
+        then every alias domain's, in their order."""
+        domains = self.env["mail.alias.domain"].sudo().search([])
+        return [identity.notification_email] + [
+            tools.email_normalize(domain.default_from_email) or "" for domain in domains
+        ]
+
+    def _prepare_email_message(self, message, smtp_session):
+        """On a failover session sending as its own domain's notification
+        address, core names the sender in the From as it does for the
+        mail's notification address: its rule is read from the context."""
+        notification = getattr(smtp_session, "mail_outbound_notification", None)
+        server = (
+            self.with_context(domain_notifications_email=notification)
+            if notification
+            else self
+        )
+        return super(IrMailServer, server)._prepare_email_message(message, smtp_session)
 
     @api.model
     def send_email(

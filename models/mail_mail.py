@@ -50,6 +50,9 @@ class MailMail(models.Model):
             ("fixed_notification", "Requested server, notification address"),
             ("fixed_mismatch", "Requested server (filter does not match)"),
             ("fixed_unenforced", "Requested server, sender kept (not enforced)"),
+            ("failover_from", "Failover, sender kept"),
+            ("failover_notification", "Failover, notification address"),
+            ("failover_domain", "Failover, notification address of its domain"),
         ],
         readonly=True,
         prefetch=False,
@@ -202,10 +205,9 @@ class MailMail(models.Model):
                     )
                     self.env["mail.outbound.queue"]._mark_batch(run, mail_ids, width)
                     run.batch_width = width
+                if mail_ids and run is not None:
+                    run.batch_mail_ids = tuple(mail_ids)
                 if mail_ids:
-                    if run is not None:
-                        # a failover in connect counts them on its server
-                        run.next_batch_ids = list(mail_ids)
                     yield session_server_id, alias_domain_id, session_from, mail_ids
 
     def _get_routing_decision_memo(self):

@@ -44,6 +44,14 @@ class MailMail(models.Model):
             == "retry",
         )
         now = fields.Datetime.now()
+        # the servers this batch tried before: a line each, with the batch's
+        # first mail, whatever became of it
+        for skipped in run.batch.take_skipped():
+            run.logs.extend(
+                self[:1]._prepare_delivery_log_values(
+                    [skipped], run, "failed_over", now, batch=Batch()
+                )
+            )
         if failure_type and failure and outcome == delivery.DEFERRED:
             if run.is_queue:
                 self._record_handover(run, False, success_pids, failure_type)
@@ -72,35 +80,29 @@ class MailMail(models.Model):
             # after the reason is written: a settlement reuses it
             self._record_handover(run, delivered or maybe, success_pids, failure_type)
         for mail in self:
-            for skipped in run.batch.take_skipped():
-                # the server this batch failed over from: its own log line,
-                # with the batch's first mail
-                run.logs.extend(
-                    mail._prepare_delivery_log_values(
-                        [skipped], run, "failed_over", now, batch=Batch()
-                    )
-                )
             run.logs.extend(
                 mail._prepare_delivery_log_values(
                     attempts, run, "failed" if failure_type else "sent", now
                 )
             )
-        self._write_delivered_truth(attempts, delivered, now, run)
+        if attempts or run.batch.connect_failure or delivered:
+            # handed to a server (or tried): an attempt, whatever came of it
+            self._write_attempt_truth(attempts, delivered, now, run)
         return super()._postprocess_sent_message(
             success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
 
-    def _write_delivered_truth(self, attempts, delivered, now, run):
-        """The Routing tab and counters say what the receiving server got:
-        the server that took the mail, the From and envelope it received.
+    def _write_attempt_truth(self, attempts, delivered, now, run):
+        """The counters say one more attempt, and the mail waits no more;
+        when a server took it, the Routing tab says what it received: the
+        server, the From and envelope, and after a failover the rule.
 
         Reads what the run noted before sending (``run.decisions``): our
         columns are not prefetched, and reading them here would cost a query
         per mail.
         """
-        if not delivered:
-            return
         taken = next((attempt for attempt in reversed(attempts) if attempt.ok), None)
+        failover = run.batch.failover
         for mail in self:
             known = run.decisions.get(mail.id)
             if known:
@@ -109,19 +111,48 @@ class MailMail(models.Model):
             else:
                 decided_server = mail.routing_server_id.id
                 before = mail.delivery_attempts
-            values = {"delivery_attempts": before + 1}
+            # sent or failed for good: no longer deferred (the form then
+            # shows no next attempt)
+            values = {"delivery_attempts": before + 1, "delivery_deferred": False}
             if not before:
                 # a mail deferred before has its first attempt already
                 values["delivery_first_attempt"] = now
             # after a failover, what the other server received; else the
             # decision already says it, as it was formatted
-            if taken and taken.server_id and taken.server_id != decided_server:
+            if (
+                delivered
+                and taken
+                and taken.server_id
+                and taken.server_id != decided_server
+            ):
+                values.update(mail._prepare_failover_routing_values(failover, run))
                 values["routing_server_id"] = taken.server_id
                 if taken.email_from:
                     values["routing_email_from"] = str(taken.email_from)
                 if taken.envelope_from:
                     values["routing_envelope_from"] = taken.envelope_from
             mail.write(values)
+
+    def _prepare_failover_routing_values(self, failover, run):
+        """The Routing tab's rule and reason for a mail a fallback server
+        took: the routing of that server for this mail."""
+        self.ensure_one()
+        if not failover or not failover.decision:
+            return {}
+        Server = self.env["ir.mail_server"].sudo()
+        fallback = Server.browse(failover.to_server_id)
+        decision = (
+            fallback._get_failover_decision(
+                run,
+                Server.browse(failover.from_server_id),
+                failover.smtp_from,
+                mail=self,
+            )
+            or failover.decision
+        )
+        values = self._prepare_routing_values(decision)
+        values.pop("routing_traffic")
+        return values
 
     @api.model
     def _get_retry_policy(self):
@@ -233,6 +264,8 @@ class MailMail(models.Model):
             run.logs.extend(
                 mail._prepare_delivery_log_values([], run, "failed", now, None, failure)
             )
+            # this last attempt counts too
+            mail.delivery_attempts += 1
         return super()._postprocess_sent_message(
             [], failure_reason=reason, failure_type="mail_smtp"
         )

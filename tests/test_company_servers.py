@@ -9,7 +9,8 @@ records say with what each SMTP server really received.
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import Form, new_test_user, tagged
 
-from .common import MailOutboundSmtpCase
+from .common import MailOutboundSmtpCase, capture_delivery_logs, mail_pairs
+from .loopback_smtp import closed_port
 
 
 @tagged("post_install", "-at_install", "mail_outbound")
@@ -204,3 +205,132 @@ class TestCompanyServers(MailOutboundSmtpCase):
             self.assertEqual(
                 preview.record.result_server, server.name, (company, traffic)
             )
+
+
+@tagged("post_install", "-at_install", "mail_outbound")
+class TestCompanyFailover(MailOutboundSmtpCase):
+    """Issue #20: company B's server refuses connections; the shared relay
+    may send as acme-example.com only. Failover keeps every rule of the
+    routing: the relay sends as the notification address of its own domain,
+    with the sender's name, never as company B's sender."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company_a = cls.create_company_with_domain("Acme", "acme-example.com")
+        cls.company_b = cls.create_company_with_domain("Beta", "beta-example.org")
+        cls.smtp_b, cls.server_b = cls.start_smtp_server(
+            "Beta relay", "beta-example.org", sequence=1, company_id=cls.company_b.id
+        )
+        cls.smtp_acme, cls.server_acme = cls.start_smtp_server(
+            "Acme relay", "acme-example.com", sequence=5
+        )
+        cls.mitchell = cls.env["res.partner"].create(
+            {"name": "Mitchell Admin", "email": "hello@beta-example.org"}
+        )
+        cls.customers = cls.env["res.partner"].create(
+            [
+                {"name": f"Customer {n}", "email": f"customer{n}@destination.example"}
+                for n in range(3)
+            ]
+        )
+        cls.record_b = cls.env["res.partner"].create(
+            {"name": "B's deal", "company_id": cls.company_b.id}
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.server_b.smtp_port = closed_port()
+        self.logs = capture_delivery_logs(self.env)
+
+    def queue_posts(self):
+        """Three chatter posts of company B, by Mitchell, queued."""
+        Mail = self.env["mail.mail"].sudo()
+        mails = Mail
+        for customer in self.customers:
+            message = self.record_b.message_post(
+                body="<p>Hello</p>",
+                subject="Beta news",
+                author_id=self.mitchell.id,
+                email_from=self.mitchell.email_formatted,
+                partner_ids=customer.ids,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+                force_send=False,
+                mail_auto_delete=False,
+            )
+            mails |= Mail.search([("mail_message_id", "=", message.id)])
+        self.assertEqual(len(mails), 3)
+        return mails
+
+    def test_failover_sends_as_the_fallbacks_domain(self):
+        for width in (1, 4):
+            with self.subTest(parallel_connections=width):
+                (self.server_b | self.server_acme).write(
+                    {
+                        "parallel_connections": width,
+                        "delivery_failures": 0,
+                        "unhealthy_until": False,
+                    }
+                )
+                self.smtp_acme.reset()
+                logs = capture_delivery_logs(self.env)
+                mails = self.queue_posts()
+                self.env["mail.mail"].process_email_queue(ids=mails.ids)
+                self.assertEqual(set(mails.mapped("state")), {"sent"})
+                received = self.received(self.smtp_acme, 3)
+                # the production path: the relay's parallel sessions
+                self.assertEqual(self.smtp_acme.peak_sessions > 1, width > 1)
+                self.assertDeliveredOnce(self.smtp_acme, mail_pairs(mails))
+                self.assertChatter(mails, sent=self.customers)
+                for copy in received:
+                    self.assertAddress(
+                        copy["message"]["From"],
+                        "Mitchell Admin",
+                        "notifications@acme-example.com",
+                    )
+                    # company B's bounce address is not the relay's to send
+                    self.assertEqual(
+                        copy["mail_from"], "notifications@acme-example.com"
+                    )
+                for mail in mails:
+                    self.assertEqual(mail.routing_server_id, self.server_acme)
+                    self.assertEqual(mail.routing_rule, "failover_domain")
+                    self.assertIn(
+                        "<notifications@acme-example.com>", mail.routing_email_from
+                    )
+                    self.assertIn("Mitchell Admin", mail.routing_email_from)
+                    self.assertEqual(
+                        mail.routing_envelope_from, "notifications@acme-example.com"
+                    )
+                    self.assertIn(
+                        "Beta relay could not be reached", mail.routing_reason
+                    )
+                    self.assertIn("notifications@acme-example.com", mail.routing_reason)
+                sent = logs().filtered(lambda log: log.outcome == "sent")
+                self.assertEqual(sent.mail_id, mails)
+                self.assertEqual(sent.mail_server_id, self.server_acme)
+                self.assertEqual(sent.failover_from_id, self.server_b)
+                for log in sent:
+                    self.assertIn("<notifications@acme-example.com>", log.email_from)
+                    self.assertIn("Mitchell Admin", log.email_from)
+                tried = logs() - sent
+                self.assertEqual(tried.mapped("outcome"), ["failed_over"])
+                self.assertEqual(tried.mail_server_id, self.server_b)
+                self.assertEqual(self.server_b.delivery_failures, 1)
+
+    def test_fallback_that_may_send_nothing_is_no_candidate(self):
+        self.server_acme.from_filter = "other-example.net"
+        mails = self.queue_posts()
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        self.assertFalse(self.smtp_acme.messages)
+        self.assertEqual(set(mails.mapped("state")), {"outgoing"})
+        self.assertTrue(all(mails.mapped("delivery_deferred")))
+        self.assertChatter(mails, ready=self.customers)
+        for mail in mails:
+            self.assertIn("Connection refused", mail.failure_reason)
+        logs = self.logs()
+        self.assertEqual(set(logs.mapped("outcome")), {"deferred"})
+        self.assertEqual(logs.mail_server_id, self.server_b)
+        self.assertFalse(logs.failover_from_id)
+        self.assertEqual(self.server_acme.delivery_failures, 0)

@@ -387,6 +387,93 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(mails.mapped("delivery_attempts"), [1, 1])
         self.assertTrue(all(mails.mapped("delivery_first_attempt")))
 
+    def test_every_server_tried_has_its_line_and_failure(self):
+        # issue #20: the primary refuses, the first fallback's host does not
+        # resolve (DNS), the third server delivers; one and several sessions
+        brevo = self.create_server("Brevo", sequence=2, smtp_host="smtp.brevo.invalid")
+        self.primary.smtp_port = closed_port()
+        for width in (1, 4):
+            with self.subTest(parallel_connections=width):
+                for server in self.primary | brevo | self.secondary:
+                    server.write(
+                        {
+                            "parallel_connections": width,
+                            "delivery_failures": 0,
+                            "unhealthy_until": False,
+                        }
+                    )
+                self.smtp_secondary.reset()
+                logs = capture_delivery_logs(self.env)
+                # one batch (one author, one From): one connection each
+                mails = self.queue_notifications(3, partners=2)
+                self.run_queue(mails)
+                self.assertEndStates(mails, sent=3)
+                self.assertDeliveredOnce(self.smtp_secondary, mail_pairs(mails))
+                self.assertChatter(mails, sent=mails.recipient_ids)
+                self.assertEqual(
+                    (self.primary.delivery_failures, brevo.delivery_failures),
+                    (1, 1),
+                )
+                tried = logs().filtered(lambda log: log.outcome == "failed_over")
+                self.assertEqual(tried.mail_server_id, self.primary | brevo)
+                self.assertEqual(len(tried), 2)
+                self.assertIn("Name or service not known", tried[1].reason)
+                sent = logs() - tried
+                self.assertEqual(sent.mapped("outcome"), ["sent"] * 3)
+                self.assertEqual(sent.mail_server_id, self.secondary)
+                self.assertEqual(sent.failover_from_id, self.primary)
+                self.assertEqual(mails.mapped("routing_server_id"), self.secondary)
+                (self.primary | brevo | self.secondary).invalidate_recordset()
+                self.assertEqual(brevo.failures_24h, 1 if width == 1 else 2)
+                self.assertEqual(brevo.circuit_state, "retry")
+
+    def test_every_server_failing_logs_each_and_defers(self):
+        brevo = self.create_server("Brevo", sequence=2, smtp_host="smtp.brevo.invalid")
+        self.primary.smtp_port = closed_port()
+        self.secondary.smtp_port = closed_port()
+        mails = self.queue_notifications(2, partners=2)
+        self.run_queue(mails)
+        self.assertEndStates(mails, deferred=2)
+        self.assertChatter(mails, ready=mails.recipient_ids)
+        servers = self.primary | brevo | self.secondary
+        self.assertEqual(servers.mapped("delivery_failures"), [1, 1, 1])
+        logs = self.new_logs()
+        # the first two tried: a line each; the last one tried: the mails'
+        # deferrals, its error, from the primary
+        self.assertEqual(
+            [(log.outcome, log.mail_server_id) for log in logs],
+            [
+                ("failed_over", self.primary),
+                ("failed_over", brevo),
+                ("deferred", self.secondary),
+                ("deferred", self.secondary),
+            ],
+        )
+        self.assertEqual(logs[2:].failover_from_id, self.primary)
+        self.assertTrue(all(logs.mapped("reason")))
+        servers.invalidate_recordset()
+        self.assertEqual(servers.mapped("failures_24h"), [1, 1, 2])
+        self.assertEqual(mails.mapped("delivery_attempts"), [1, 1])
+
+    def test_a_mail_failed_after_deferrals_shows_no_deferral(self):
+        mail = self.queue_template(partners=1)
+        self.smtp_primary.script("data", 451, "4.3.0 Try later")
+        self.run_queue(mail)
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, deferred=1)
+        self.assertEqual(mail.delivery_attempts, 2)
+        self.smtp_primary.reset()
+        self.smtp_primary.script("data", 554, "5.7.1 Refused")
+        self.pass_time(mail)
+        self.run_queue(mail)
+        self.assertEndStates(mail, failed=1)
+        self.assertFalse(mail.delivery_deferred)
+        self.assertEqual(mail.delivery_attempts, 3)
+        self.assertEqual(
+            self.new_logs(mail).mapped("outcome"), ["deferred", "deferred", "failed"]
+        )
+
     def test_failover_on_refused_login_and_421(self):
         for case in ("auth", "421"):
             with self.subTest(case=case):
@@ -468,9 +555,17 @@ class TestDelivery(MailOutboundSmtpCase):
         mails = notifications | self.queue_template() | self.queue_template()
         self.run_queue(mails)
         self.assertEndStates(mails, deferred=4)
-        self.assertEqual(len(self.new_logs()), 4)
-        self.assertEqual(set(self.new_logs().mapped("outcome")), {"deferred"})
-        self.assertEqual(self.new_logs().mail_id, mails)
+        # two batches (the notifications, the templates): the primary failed
+        # each over, the secondary's failure deferred each mail
+        logs = self.new_logs()
+        tried = logs.filtered(lambda log: log.outcome == "failed_over")
+        self.assertEqual(tried.mapped("mail_server_id"), self.primary)
+        self.assertEqual(len(tried), 2)
+        deferred = logs - tried
+        self.assertEqual(set(deferred.mapped("outcome")), {"deferred"})
+        self.assertEqual(deferred.mail_server_id, self.secondary)
+        self.assertEqual(deferred.mail_id, mails)
+        self.assertEqual(len(deferred), 4)
         self.assertChatter(mails, ready=notifications.recipient_ids)
 
     def test_bad_tls_defers(self):

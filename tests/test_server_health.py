@@ -120,7 +120,8 @@ class TestServerHealth(MailOutboundCase):
                 # over the daily limit: waiting is no failure
                 {**log, "outcome": "deferred", "failure_stage": "limit"},
                 {**log, "outcome": "sent", "smtp_code": 250, "duration_ms": 5},
-                # sent by another server after this one failed
+                # failed, then sent by another server: one failure
+                {**log, "outcome": "failed_over", "failure_stage": "connect"},
                 {
                     "mail_server_id": self.create_server("Other").id,
                     "failover_from_id": self.server.id,

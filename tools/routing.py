@@ -127,6 +127,21 @@ REASONS = {
         "%(address)s nor the notification address; it is sent as "
         "%(notification)s."
     ),
+    "failover_from": _lt(
+        "%(from_server)s could not be reached; it failed over to %(server)s, "
+        "whose FROM filter allows %(address)s, so the From is kept."
+    ),
+    "failover_notification": _lt(
+        "%(from_server)s could not be reached; it failed over to %(server)s, "
+        "whose FROM filter allows the notification address %(notification)s, "
+        "so the message is sent as it."
+    ),
+    "failover_domain": _lt(
+        "%(from_server)s could not be reached; it failed over to %(server)s, "
+        "whose FROM filter allows neither %(address)s nor the mail's "
+        "notification address, so the message is sent as the notification "
+        "address of its alias domain, %(notification)s."
+    ),
 }
 
 #: Added before the rule's sentence when a full-address default From applies.
@@ -258,6 +273,72 @@ def failover_scope(server, servers):
     servers and the shared ones, a shared server to shared servers only.
     """
     return [s for s in servers if s.company_id in (None, server.company_id)]
+
+
+def failover_route(
+    email_from, session_from, server, identity, notifications=(), from_server=""
+):
+    """As whom ``server`` sends a mail that ``from_server`` could not take.
+
+    A failover keeps every rule of the routing: the fallback server sends
+    only a From its filter allows. ``session_from`` is the From the batch's
+    session was opened with for its own server (the mail's From, or its
+    notification address): kept when the fallback may send it; else the
+    mail's notification address (``identity``); else the first of
+    ``notifications`` (the alias domains' notification addresses) the
+    fallback may send. A rewritten From keeps the sender's name, and the
+    envelope is the bounce address only when the filter allows it, as core
+    does. ``None`` when the fallback may send none of them: it is no
+    candidate for the mail.
+
+    >>> acme = Server(1, "Acme relay", from_filter="acme.example")
+    >>> beta = Identity("notifications@beta.example", "bounce@beta.example")
+    >>> decision = failover_route(
+    ...     '"Ann" <ann@beta.example>', "ann@beta.example", acme, beta,
+    ...     ["notifications@beta.example", "notifications@acme.example"])
+    >>> decision.rule, decision.smtp_from, decision.envelope_from
+    ('failover_domain', 'notifications@acme.example', 'notifications@acme.example')
+    >>> decision.header_from
+    '"Ann" <notifications@acme.example>'
+    >>> failover_route("ann@beta.example", "ann@beta.example", acme, beta) is None
+    True
+    """
+    server_filter = parse_filter(server.from_filter)
+    session_address = parse_address(session_from)[1]
+    address = parse_address(email_from)[1]
+    notification = identity.notification_email
+    if session_address and server_filter.allows(session_address):
+        if address_key(session_address) == address_key(address):
+            rule, sent_as = "failover_from", None
+        else:
+            # the session was already opened as a notification address
+            rule, sent_as = "failover_notification", session_address
+    elif notification and server_filter.allows(notification):
+        rule, sent_as = "failover_notification", notification
+    else:
+        sent_as = next(
+            (n for n in notifications if n and server_filter.allows(n)), None
+        )
+        if sent_as is None:
+            return None
+        rule = "failover_domain"
+    if sent_as:
+        # forced: sent as this address whatever the sender (route's rule)
+        identity = Identity(
+            sent_as, identity.bounce_email, identity.catchall_email, True
+        )
+    decided = route(email_from, [], identity, fixed_server=server)
+    return Decision(
+        rule=rule,
+        server_id=server.id,
+        server_name=server.name,
+        smtp_from=decided.smtp_from,
+        header_from=decided.header_from,
+        envelope_from=decided.envelope_from,
+        reply_to=decided.reply_to,
+        rewritten=decided.rewritten,
+        params={**decided.params, "from_server": from_server},
+    )
 
 
 def route(

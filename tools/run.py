@@ -30,10 +30,15 @@ from .journal import IN_TRANSACTION, CommitStrategy, Journal
 
 @dataclass(frozen=True)
 class Failover:
-    """The batch's server could not be reached: another one carried it."""
+    """The batch's server could not be reached: another one carried it
+    (or, when every one failed, was the last one tried). ``decision``: the
+    batch's From on that server (``routing.failover_route``), decided from
+    ``smtp_from``, the From of the batch's session for its own server."""
 
     from_server_id: int
     to_server_id: int
+    decision: object = None
+    smtp_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,18 +94,20 @@ class QueueRun:
     # sessions the batch marked last may use at once, as its mark says (set
     # before core connects it, which starts its Batch)
     batch_width: int = 1
+    # the mails of the batch about to connect (set with batch_width): a
+    # failover routes them for the server it falls back to, and counts them
+    # against its limits
+    batch_mail_ids: tuple = ()
     lanes: object = None  # tools.lanes.Lanes, across batches
     # hand-over records held back until a session takes another mail (a
     # list), or written at once (None)
     handover_buffer: list | None = None
     logs: list = field(default_factory=list)  # log values for the next INSERT
     decisions: dict = field(default_factory=dict)  # mail id -> Decided
-    # the run's limits (tools.quota.Quotas; None: no limit applies), each
-    # limited mail's messages (tools.quota.FanOut), and the mails of the
-    # batch core connects next: a failover counts them on the other server
+    # the run's limits (tools.quota.Quotas; None: no limit applies) and
+    # each limited mail's messages (tools.quota.FanOut)
     quotas: object = None
     fanouts: dict = field(default_factory=dict)
-    next_batch_ids: list = field(default_factory=list)
     batch: Batch = field(default_factory=Batch)
 
     @property

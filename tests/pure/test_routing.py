@@ -8,6 +8,7 @@ from mail_outbound_tools.routing import (
     Identity,
     Server,
     explain,
+    failover_route,
     route,
     sort_servers,
 )
@@ -344,6 +345,7 @@ def test_every_rule_has_a_reason_that_formats():
             "sent_as",
             "sent_domain",
             "traffic",
+            "from_server",
         )
     }
     for template in REASONS.values():
@@ -386,3 +388,86 @@ def test_fixed_server_not_enforced_still_allows_matching_from():
         "a@mass.example", [], EXAMPLE, fixed_server=fixed, enforce_fixed_filter=False
     )
     assert (decision.rule, decision.warnings) == ("fixed_from", ())
+
+
+# -- failover: the fallback server sends only a From it may send (issue #20) --
+BETA = Identity(
+    notification_email="notifications@beta-example.org",
+    bounce_email="bounce@beta-example.org",
+)
+NOTIFICATIONS = ["notifications@beta-example.org", "notifications@acme-example.com"]
+MITCHELL = '"Mitchell Admin" <hello@beta-example.org>'
+
+
+@pytest.mark.parametrize(
+    "from_filter, session_from, rule, header, envelope",
+    [
+        # the fallback may send the From: kept, envelope the bounce address
+        (
+            "beta-example.org",
+            MITCHELL,
+            "failover_from",
+            MITCHELL,
+            "bounce@beta-example.org",
+        ),
+        # the mail's notification address only
+        (
+            "notifications@beta-example.org",
+            MITCHELL,
+            "failover_notification",
+            '"Mitchell Admin" <notifications@beta-example.org>',
+            "notifications@beta-example.org",
+        ),
+        # the session already sent as the notification address
+        (
+            "notifications@beta-example.org",
+            "notifications@beta-example.org",
+            "failover_notification",
+            '"Mitchell Admin" <notifications@beta-example.org>',
+            "notifications@beta-example.org",
+        ),
+        # neither: the notification address of the fallback's own domain,
+        # the name kept, the envelope not the refused bounce address
+        (
+            "acme-example.com",
+            MITCHELL,
+            "failover_domain",
+            '"Mitchell Admin" <notifications@acme-example.com>',
+            "notifications@acme-example.com",
+        ),
+        # a filter without domain: may send anything
+        ("", MITCHELL, "failover_from", MITCHELL, "bounce@beta-example.org"),
+    ],
+)
+def test_failover_route_keeps_the_routing_rules(
+    from_filter, session_from, rule, header, envelope
+):
+    fallback = srv(7, "Acme relay", from_filter)
+    decision = failover_route(
+        MITCHELL, session_from, fallback, BETA, NOTIFICATIONS, from_server="Beta"
+    )
+    assert (decision.rule, decision.header_from, decision.envelope_from) == (
+        rule,
+        header,
+        envelope,
+    )
+    assert decision.server_id == 7
+    assert not decision.warnings
+    assert "Beta could not be reached" in explain(decision)
+
+
+def test_failover_route_refuses_a_server_that_may_send_nothing():
+    fallback = srv(7, "Other", "other-example.net")
+    assert failover_route(MITCHELL, MITCHELL, fallback, BETA, NOTIFICATIONS) is None
+
+
+def test_failover_route_doctest():
+    import doctest
+
+    from mail_outbound_tools import routing
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    for test in finder.find(routing.failover_route, "failover_route"):
+        runner.run(test)
+    assert runner.tries and not runner.failures
