@@ -48,3 +48,38 @@ class IrConfigParameter(models.Model):
             _WARNED.add((key, raw))
             _logger.warning("System parameter %s", warning)
         return value
+
+    def write(self, vals):
+        blocked_before = self._mail_outbound_blocked_ports_if_touched()
+        result = super().write(vals)
+        self._mail_outbound_wake_unblocked(blocked_before)
+        return result
+
+    def unlink(self):
+        blocked_before = self._mail_outbound_blocked_ports_if_touched()
+        result = super().unlink()
+        self._mail_outbound_wake_unblocked(blocked_before)
+        return result
+
+    def _mail_outbound_blocked_ports_if_touched(self):
+        if any(param.key == "mail_outbound.blocked_ports" for param in self):
+            return self._mail_outbound_get("mail_outbound.blocked_ports")
+        return None
+
+    def _mail_outbound_wake_unblocked(self, blocked_before):
+        """A port no longer blocked takes effect now (issue #20): the mail
+        deferred on a server using it is due, and the queue is woken."""
+        if blocked_before is None:
+            return
+        # core's write and unlink cleared get_param's cache
+        blocked = set(self._mail_outbound_get("mail_outbound.blocked_ports"))
+        freed = set(blocked_before) - blocked
+        if not freed:
+            return
+        servers = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .search([("smtp_port", "in", sorted(freed))])
+        )
+        if servers:
+            servers._wake_deferred_mail()

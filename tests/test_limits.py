@@ -262,3 +262,42 @@ class TestLimits(MailOutboundSmtpCase):
         self.run_queue()
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertLessEqual(self.secondary.sent_today, 10)
+
+    # -- other changes that take effect now ----------------------------------
+    def assertWokenNow(self, mails):
+        self.assertLessEqual(max(mails.mapped("scheduled_date")), fields.Datetime.now())
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+        self.assertLessEqual(min(triggers.mapped("call_at")), fields.Datetime.now())
+
+    def test_unblocking_a_port_sends_its_deferred_mail_now(self):
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("mail_outbound.blocked_ports", str(self.primary.smtp_port))
+        mails = self.queue_notifications(2, partners=1)
+        self.run_queue(mails)
+        self.assertEqual(set(mails.mapped("delivery_deferred")), {True})
+        self.assertFalse(self.smtp_primary.messages)
+        self.env["ir.cron.trigger"].search([]).unlink()
+        params.set_param("mail_outbound.blocked_ports", False)
+        self.assertWokenNow(mails)
+        self.run_queue()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
+
+    def test_resetting_a_circuit_sends_its_deferred_mail_now(self):
+        self.primary.smtp_port = closed_port()
+        mails = self.queue_notifications(2, partners=1)
+        self.run_queue(mails)
+        self.assertEqual(set(mails.mapped("delivery_deferred")), {True})
+        self.primary.write(
+            {
+                "smtp_port": self.smtp_primary.port,
+                "unhealthy_until": fields.Datetime.now() + timedelta(minutes=5),
+            }
+        )
+        self.env["ir.cron.trigger"].search([]).unlink()
+        self.primary.action_reset_circuit()
+        self.assertWokenNow(mails)
+        self.run_queue()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertDeliveredOnce(self.smtp_primary, mail_pairs(mails))
