@@ -126,7 +126,42 @@ class MailMail(models.Model):
             for vals in vals_list:
                 if vals.get("mailing_id") and "routing_traffic" not in vals:
                     vals["routing_traffic"] = routing.TRAFFIC_MASS
-        return super().create(vals_list)
+        mails = super().create(vals_list)
+        mails._wake_queue_on_commit()
+        return mails
+
+    def _wake_queue_on_commit(self):
+        """Wake the queue when these mails are committed still queued.
+
+        Above ``mail.mail.force.send.limit`` core only queues mail (a
+        mailing's batches, the mass composer, a template's ``send_mail``)
+        and its cron runs hourly: a person would wait up to an hour for a
+        mailing to start. Just before the transaction commits, one trigger
+        for the earliest of these mails still queued — once per
+        transaction, however many mails it created; mails sent before the
+        commit (an interactive send) wake nothing.
+        """
+        data = self.env.cr.precommit.data
+        created = data.get("mail_outbound.created_mail_ids")
+        if created is None:
+            created = data["mail_outbound.created_mail_ids"] = set()
+            self.env.cr.precommit.add(self._wake_queue_for_created)
+        created.update(self.ids)
+
+    @api.model
+    def _wake_queue_for_created(self):
+        created = self.env.cr.precommit.data.pop("mail_outbound.created_mail_ids", ())
+        queued = (
+            self.sudo()
+            .browse(created)
+            .exists()
+            .filtered(lambda mail: mail.state == "outgoing")
+        )
+        if queued:
+            now = fields.Datetime.now()
+            self._trigger_queue_at(
+                max(min(mail.scheduled_date or now for mail in queued), now)
+            )
 
     def _prepare_outgoing_list(
         self, mail_server=False, recipients_follower_status=None

@@ -346,3 +346,34 @@ class TestQueueCommits(MailOutboundCommitCase):
             (server_id,),
         )
         self.assertEqual(probe.fetchone()[0], 2)
+
+    def test_queued_mail_wakes_the_queue_when_committed(self):
+        """Issue #27: a mailing's batch, a composer or a template only queue
+        their mail; the queue's cron runs hourly. Committing them triggers
+        it once, for now; mail sent before the commit wakes nothing."""
+        cron_id = self.env.ref("mail.ir_cron_mail_scheduler_action").id
+
+        def triggers(cr):
+            cr.execute(
+                "SELECT call_at FROM ir_cron_trigger WHERE cron_id = %s AND id > %s",
+                (cron_id, self._max_ids["ir.cron.trigger"]),
+            )
+            return [row[0] for row in cr.fetchall()]
+
+        started = fields.Datetime.now()
+        self.create_committed_traffic(notifications=3, templates=2, partners=2)
+        with self.committed_cursor() as cr:
+            woken = triggers(cr)
+        # one transaction, one trigger, due now
+        self.assertEqual(len(woken), 1)
+        self.assertGreaterEqual(woken[0], started.replace(microsecond=0))
+        self.assertLessEqual(woken[0], fields.Datetime.now())
+        # a mail sent (or cancelled) before its transaction commits: none
+        with self.committed_cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            mail = env["mail.mail"].create(
+                {"email_to": "x@dest.example", "subject": "gone", "body_html": "x"}
+            )
+            mail.state = "cancel"
+        with self.committed_cursor() as cr:
+            self.assertEqual(len(triggers(cr)), 1)
