@@ -142,15 +142,15 @@ class MailMail(models.Model):
         commit (an interactive send) wake nothing.
         """
         data = self.env.cr.precommit.data
-        created = data.get("mail_outbound.created_mail_ids")
+        created = data.get("mail_outbound_created_mail_ids")
         if created is None:
-            created = data["mail_outbound.created_mail_ids"] = set()
+            created = data["mail_outbound_created_mail_ids"] = set()
             self.env.cr.precommit.add(self._wake_queue_for_created)
         created.update(self.ids)
 
     @api.model
     def _wake_queue_for_created(self):
-        created = self.env.cr.precommit.data.pop("mail_outbound.created_mail_ids", ())
+        created = self.env.cr.precommit.data.pop("mail_outbound_created_mail_ids", ())
         queued = (
             self.sudo()
             .browse(created)
