@@ -63,6 +63,38 @@ odoo_source() {
     return 1
 }
 
+# When the base Python is itself a virtualenv holding Odoo (the usual way to
+# run Odoo from source), a venv made from it is made from the interpreter
+# that venv was made from (venv's own rule), and --system-site-packages
+# shows that interpreter's packages, not the virtualenv's: Odoo would not
+# import. A .pth file in the project venv adds the base virtualenv's
+# site-packages (and its own .pth files) after its own, so Odoo and its requirements come from there
+# and the project's pinned tools, installed in .venv, come first. Written on
+# every run: it follows the virtualenv the user activated.
+link_base_environment() {
+    local base=$1 vpy=$2 site
+    site=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return 1
+    "$base" - "$site/mail_outbound_base_env.pth" <<'PYTHON' || return 1
+import site, sys, sysconfig
+target = sys.argv[1]
+paths = []
+if sys.prefix != sys.base_prefix:
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_paths()[key]
+        if path not in paths:
+            paths.append(path)
+if paths:
+    # addsitedir, not a bare path: the virtualenv's own .pth files (an
+    # editable Odoo, pip install -e) are read too
+    with open(target, "w") as pth:
+        pth.write("".join(f"import site; site.addsitedir({path!r})\n" for path in paths))
+else:
+    import os
+    if os.path.exists(target):
+        os.remove(target)
+PYTHON
+}
+
 # Create or reuse the venv and install what changed. $1: base Python, $2:
 # odoo_source's answer, or empty for the pure suite's tools only. Prints the
 # venv's python.
@@ -90,6 +122,9 @@ ensure_venv() {
         "$base" -m venv "${site_flag[@]}" "$MO_VENV" >&2 || return 1
     fi
     local vpy=$MO_VENV/bin/python
+    if [ "$odoo" = importable ]; then
+        link_base_environment "$base" "$vpy" || return 1
+    fi
     {
         if [ -n "$odoo" ] && [ "$odoo" != importable ]; then
             echo "# Odoo's requirements (requirements.txt of the Odoo folder)"
@@ -110,7 +145,11 @@ ensure_venv() {
     mv "$reqs.new" "$reqs"
     say "installing $(grep -cvE '^\s*(#|$)' "$reqs") pinned packages into $MO_VENV (inputs $hash)"
     local t0=$SECONDS
-    if ! "$vpy" -m pip install --disable-pip-version-check -q -r "$reqs" >&2; then
+    local pip_flags=()
+    # with Odoo's environment visible, pip would take a tool found there as
+    # installed, and its scripts would not be in this venv: ours go here
+    [ "$odoo" = importable ] && pip_flags=(--ignore-installed)
+    if ! "$vpy" -m pip install --disable-pip-version-check -q "${pip_flags[@]}" -r "$reqs" >&2; then
         say "pip install failed; fix the error above and run the command again"
         rm -f "$stamp"
         return 1
