@@ -213,8 +213,11 @@ class TestOAuthServers(MailOutboundSmtpCase):
         second = self.queue_mail("bob@example.com")
         self.received(self.smtp_gmail, 1)
         self.assertEqual(first.state, "sent")
-        self.assertEqual((second.state, second.delivery_deferred), ("outgoing", True))
-        self.assertIn("daily limit of 1", second.failure_reason)
+        # held for the limit (issue #20): no deferral, the reason on its form
+        self.assertEqual(
+            (second.state, second.delivery_hold), ("outgoing", "server_day")
+        )
+        self.assertIn("daily limit of 1 messages", second.delivery_hold_reason)
 
     def test_refused_token_defers_the_mail(self):
         # google_gmail ignores the answer to its AUTH: the refusal shows at
