@@ -135,3 +135,76 @@ class TestRealTraffic(MailOutboundSmtpCase):
             received,
             {(m, a) for m, a in traffic.expected} - never_sent,
         )
+
+    def test_a_mail_cut_off_in_hand_over_settles_per_recipient(self):
+        """A worker died while a chatter notification to several followers
+        was going out on one of its sessions: the server had accepted the
+        first copy, the second was ending its DATA (both marked by the
+        session, ``journal.data_end_marker``), the rest never went. The
+        other mails of the batch were claimed and marked but never started.
+        The settlement fails the cut mail per recipient: the first
+        follower's notification sent, the others in exception "may have
+        been delivered", with Send Again; every mail never started is
+        queued again, untouched, and the next run sends it once."""
+        Queue = self.env["mail.outbound.queue"]
+        with self.real_traffic("cut", mailing_size=0, composer_size=2) as traffic:
+            notified = traffic.mails().filtered(
+                lambda mail: mail.mail_message_id in traffic.messages
+                and len(mail.recipient_ids) > 2
+            )
+            cut, never_started = notified[0], traffic.mails() - notified[0]
+            self.assertTrue(never_started.filtered("recipient_ids"))
+            followers = cut.recipient_ids.sorted("id")
+            cut_pairs = {
+                (cut.message_id, address) for address in followers.mapped("email")
+            }
+            Queue._claim_for_sending("dead-worker", None, 1000)
+            log = journal.IN_TRANSACTION.open_journal(None, self.env.cr)
+            log.mark_batch("dead-worker", traffic.mails().ids, width=4)
+            # the session's marks: copy 0 (accepted, then copy 1 started),
+            # copy 1 (its end of DATA about to go when the worker died)
+            mark = journal.data_end_marker(log, "dead-worker", cut.id, followers)
+            mark()
+            mark()
+            Queue._settle_interrupted(["dead-worker"])
+            self.assertEqual(cut.state, "exception")
+            self.assertIn("may have been delivered", cut.failure_reason)
+            self.assertTrue(cut.delivery_maybe_delivered, "Send Again")
+            notifications = self.env["mail.notification"].search(
+                [
+                    ("mail_message_id", "=", cut.mail_message_id.id),
+                    ("notification_type", "=", "email"),
+                ]
+            )
+            status = {
+                note.res_partner_id: (note.notification_status, note.failure_reason)
+                for note in notifications
+            }
+            self.assertEqual(status[followers[0]][0], "sent")
+            self.assertFalse(status[followers[0]][1])
+            for partner in followers[1:]:
+                self.assertEqual(status[partner][0], "exception")
+                self.assertIn("may have been delivered", status[partner][1])
+            traffic.refused = notifications.filtered(
+                lambda note: note.res_partner_id in followers[1:]
+            )
+            # never started: queued as before, nothing in doubt, nothing failed
+            self.assertEqual(set(never_started.mapped("state")), {"outgoing"})
+            self.assertFalse(any(never_started.mapped("failure_reason")))
+            self.assertFalse(any(never_started.mapped("delivery_claim")))
+            waiting = self.env["mail.notification"].search(
+                [
+                    ("mail_mail_id", "in", never_started.ids),
+                    ("notification_type", "=", "email"),
+                ]
+            )
+            self.assertTrue(waiting)
+            self.assertEqual(set(waiting.mapped("notification_status")), {"ready"})
+            self.drain()
+        received = [
+            (message["message"]["Message-Id"], rcpt)
+            for message in self.smtp.messages
+            for rcpt in message["rcpt_tos"]
+        ]
+        self.assertFalse(set(received) & cut_pairs, "the mail in doubt went again")
+        self.assertEqual(sorted(received), sorted(set(traffic.expected) - cut_pairs))
