@@ -350,12 +350,14 @@ def killed_worker(odoo, commit_every):
         time.sleep(2.5)
         odoo.run(WORKER.format(batch=1000))
         received = received_counts(smtp)
+        ended = ended_ids(smtp)
     report, states, twice = tally(odoo, received)
     queued = states.get("outgoing", 0)
     failed = [(row[0], row[2]) for row in report if row[1] == "exception"]
     unexplained = [
         mid for mid, reason in failed if "may have been delivered" not in reason
     ]
+    never_started = sum(1 for mid, _reason in failed if mid not in ended)
     sent_not_received = sum(
         1 for row in report if row[1] == "sent" and received[row[0]] == 0
     )
@@ -363,13 +365,15 @@ def killed_worker(odoo, commit_every):
         twice == 0
         and queued == 0
         and not unexplained
+        and never_started == 0
         and sent_not_received == 0
         and states.get("sent", 0) + len(failed) == count
     )
     print(
         f"worker killed after {killed_at} of {count} mails, committing every "
         f"{commit_every}: {states.get('sent', 0)} "
-        f"sent, {len(failed)} failed as 'may have been delivered', {queued} still "
+        f"sent, {len(failed)} failed as 'may have been delivered' ({never_started} "
+        f"never started), {queued} still "
         f"queued, {twice} received twice -> {'ok' if ok else 'FAILED'}",
         flush=True,
     )
@@ -437,14 +441,27 @@ def slow_run(odoo):
 MAYBE = "may have been delivered"
 
 
-def verdict(report, received, in_doubt_max):
+def ended_ids(smtp):
+    """The Message-Ids whose end of DATA reached the server."""
+    return {mid for mid, *_rcpts in smtp.data_ends}
+
+
+def ended_pairs(smtp):
+    """The (Message-ID, recipient) pairs whose end of DATA reached the
+    server, whether it then answered or not."""
+    return {(mid, rcpt.lower()) for mid, *rcpts in smtp.data_ends for rcpt in rcpts}
+
+
+def verdict(report, received, in_doubt_max, ended=None):
     """(ok, summary) for the mails' states against what the server received.
 
     Lost: queued at the end, sent but never received, or failed for another
     reason than "may have been delivered". In doubt: failed as "may have
-    been delivered": at most ``in_doubt_max``, and each received by the
-    server (its end of DATA was sent), else it was never started.
+    been delivered": at most ``in_doubt_max``, and each one whose end of
+    DATA reached the server (``ended``: their Message-Ids; else those it
+    took), else it was never started.
     """
+    reached = ended if ended is not None else {m for m in received if received[m]}
     twice = sum(1 for n in received.values() if n > 1)
     queued = sum(1 for row in report if row[1] == "outgoing")
     sent = sum(1 for row in report if row[1] == "sent")
@@ -453,7 +470,7 @@ def verdict(report, received, in_doubt_max):
     never_started = sum(
         1
         for row in report
-        if row[1] == "exception" and MAYBE in row[2] and not received[row[0]]
+        if row[1] == "exception" and MAYBE in row[2] and row[0] not in reached
     )
     other = sum(1 for row in report if row[1] not in ("sent", "outgoing")) - doubt
     ok = (
@@ -484,20 +501,20 @@ def pair_counts(smtp):
     )
 
 
-def verdict_mixed(expected, report, received, in_doubt_max):
+def verdict_mixed(expected, report, received, in_doubt_max, ended=None):
     """(ok, summary) of a mixed batch, pair by pair.
 
     A (Message-ID, recipient) pair is received at most once. A mail is sent
     (or gone: auto-deleted once sent), in doubt (failed as "may have been
     delivered", at most ``in_doubt_max``), or lost: queued, failed for
     another reason, or sent with a pair never received. A mail in doubt
-    must have reached the server: one of its pairs received (its end of
-    DATA was sent), else it was never started and should have been queued
-    again ("never started in doubt"). No notification is left ``ready``; a
-    recipient who received a chatter notification has it ``sent``, but for
-    the one copy of a mail in doubt whose reply was lost (``exception``);
-    one who did not receive it does not have it ``sent`` ("partial
-    deliveries settled wrong").
+    must have reached the server: the end of DATA of one of its pairs
+    (``ended``; else one of its pairs received), else it was never started
+    and should have been queued again ("never started in doubt"). No
+    notification is left ``ready``; a recipient who received a chatter
+    notification has it ``sent``, but for the one copy of a mail in doubt
+    whose reply was lost (``exception``); one who did not is never ``sent``
+    ("settled wrong").
     """
     states = {mail_id: (state, reason) for mail_id, state, reason in report["mails"]}
     state = {
@@ -636,7 +653,11 @@ def fault_trials(odoo, trials, rng, inject, label, count=96, poll=False):
             else:
                 output = odoo.run(DRAIN.format(seconds=60) + closing)
             ok, summary = verdict_mixed(
-                expected, parse_report(output), pair_counts(smtp), in_doubt_max=WIDTH
+                expected,
+                parse_report(output),
+                pair_counts(smtp),
+                in_doubt_max=WIDTH,
+                ended=ended_pairs(smtp),
             )
             results.append(ok)
             print(
@@ -902,7 +923,10 @@ def killed_with_sessions_busy(odoo):
         killed_at = len(smtp.messages)
         output = odoo.run(DRAIN.format(seconds=60) + REPORT)
         received = received_counts(smtp)
-    ok, summary = verdict(parse_report(output), received, in_doubt_max=WIDTH)
+        ended = ended_ids(smtp)
+    ok, summary = verdict(
+        parse_report(output), received, in_doubt_max=WIDTH, ended=ended
+    )
     ok = ok and busy >= 2
     print(
         f"worker killed with {busy} sessions handing over, after {killed_at} of "
