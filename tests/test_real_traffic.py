@@ -16,6 +16,8 @@ mailing trace ``sent``. ``scripts/parity.py`` compares the same traffic with
 stock Odoo, drained by a real cron worker that commits.
 """
 
+from unittest.mock import patch
+
 from odoo.tests import tagged
 
 from ..tools import journal
@@ -208,3 +210,41 @@ class TestRealTraffic(MailOutboundSmtpCase):
         ]
         self.assertFalse(set(received) & cut_pairs, "the mail in doubt went again")
         self.assertEqual(sorted(received), sorted(set(traffic.expected) - cut_pairs))
+
+    def test_each_end_of_data_is_marked_with_its_partner(self):
+        """What a crash would leave: before each message's end of DATA, on
+        the parallel sessions and in core's loop on one session, the
+        session marks the mail, the message's place in it and its partner
+        (``journal.data_end_marker``, ``_mark_data_end_in_loop``): every
+        mail of real traffic, each of its messages once, in order, its
+        partners exactly its recipients."""
+        original = journal.Journal.mark_data_end
+        for width in (4, 1):
+            self.server.parallel_connections = width
+            marks = []
+
+            def spy(log, claim, mail_id, item, partner_id=None, marks=marks):
+                marks.append((mail_id, item, partner_id))
+                return original(log, claim, mail_id, item, partner_id)
+
+            with self.real_traffic(
+                f"mark{width}", mailing_size=0, composer_size=2
+            ) as traffic:
+                recipients = {
+                    mail.id: set(mail.recipient_ids.ids) for mail in traffic.mails()
+                }
+                with patch.object(journal.Journal, "mark_data_end", spy):
+                    self.drain()
+            by_mail = {}
+            for mail_id, item, partner_id in marks:
+                by_mail.setdefault(mail_id, []).append((item, partner_id))
+            self.assertEqual(set(by_mail), set(recipients), width)
+            for mail_id, rows in by_mail.items():
+                self.assertEqual(
+                    [item for item, _partner in rows], list(range(len(rows))), width
+                )
+                self.assertEqual(
+                    {partner for _item, partner in rows if partner},
+                    recipients[mail_id],
+                    width,
+                )
