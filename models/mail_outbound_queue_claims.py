@@ -88,9 +88,8 @@ class MailOutboundQueue(models.AbstractModel):
         (_mark_data_end_in_loop, ``journal.data_end_marker``). If the worker
         dies, _settle_interrupted fails the unfinished mails so marked as
         "may have been delivered" and leaves the others to a later run.
-        One INSERT per
-        batch, committed synchronously under the cron: the mark must outlive
-        a dead worker and a crash of PostgreSQL itself.
+        One INSERT per batch, committed synchronously under the cron: the
+        mark must outlive a dead worker and a crash of PostgreSQL itself.
         """
         if run.journal is None:
             # one journal for the whole run: under the cron a connection of
