@@ -219,13 +219,15 @@ class TestRealTraffic(MailOutboundSmtpCase):
         mail of real traffic, each of its messages once, in order, its
         partners exactly its recipients."""
         original = journal.Journal.mark_data_end
+        marks = []
+
+        def spy(log, claim, mail_id, item, partner_id=None):
+            marks.append((mail_id, item, partner_id))
+            return original(log, claim, mail_id, item, partner_id)
+
         for width in (4, 1):
             self.server.parallel_connections = width
-            marks = []
-
-            def spy(log, claim, mail_id, item, partner_id=None, marks=marks):
-                marks.append((mail_id, item, partner_id))
-                return original(log, claim, mail_id, item, partner_id)
+            marks.clear()
 
             with self.real_traffic(
                 f"mark{width}", mailing_size=0, composer_size=2
