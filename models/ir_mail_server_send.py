@@ -196,10 +196,13 @@ class IrMailServer(models.Model):
             ended = {"data": False}
 
             def send(payload):
-                send_raw(payload)
                 # smtplib sends the body and its final "." in one call
                 if isinstance(payload, bytes) and payload.endswith(b"\r\n.\r\n"):
+                    self._before_end_of_data(connection, session)
+                    send_raw(payload)
                     ended["data"] = True
+                    return
+                send_raw(payload)
 
             def data(msg):
                 ended["data"] = False
@@ -243,6 +246,24 @@ class IrMailServer(models.Model):
                     return None
 
             connection.quit = quit_
+
+    @api.model
+    def _before_end_of_data(self, connection, session):
+        """The queue marks, durably, that a message is about to end its
+        DATA (``mail_outbound_before_end``, set by whoever sends on the
+        session): after a crash, a mail is in doubt only with that mark.
+        Should the mark fail (the database is gone), the end is not sent:
+        the session is closed and the message was never delivered."""
+        before_end = getattr(connection, "mail_outbound_before_end", None)
+        if before_end is None:
+            return
+        try:
+            before_end()
+        except Exception as error:
+            session.close()
+            raise smtplib.SMTPServerDisconnected(
+                f"the end of DATA was not sent: {error}"
+            ) from error
 
     def _get_failover_candidates(self, now):
         """This server, then the others carrying the same kind of mail.

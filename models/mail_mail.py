@@ -173,6 +173,12 @@ class MailMail(models.Model):
             mail_server=mail_server,
             recipients_follower_status=recipients_follower_status,
         )
+        if run is not None and len(self) == 1:
+            # which partner each message goes to: a mail in doubt after a
+            # crash settles per recipient (_mark_data_end_in_loop)
+            run.batch.current_partner_ids = [
+                getattr(email.get("partner_id"), "id", None) for email in emails
+            ]
         if not self.record_alias_domain_id:
             # core's default Return-Path is the queue runner's company's bounce
             # address: a mail without a document bounces to its own company

@@ -3,6 +3,7 @@
 Commits in chunks, each finished mail recorded on the side connection.
 """
 
+import functools
 import logging
 import smtplib
 
@@ -126,6 +127,12 @@ class MailMail(models.Model):
                 alias_domain_id=alias_domain_id,
                 mail_server=mail_server,
                 post_send_callback=post_send_callback,
+            )
+        if smtp_session is not None:
+            # core's loop sends on the batch's session: each message's end
+            # of DATA is marked first, as on the parallel sessions
+            smtp_session.mail_outbound_before_end = functools.partial(
+                Queue._mark_data_end_in_loop, run
             )
         for chunk_ids in tools.split_every(run.commit_every, self.ids):
             chunk = self.browse(chunk_ids)

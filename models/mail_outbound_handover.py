@@ -42,3 +42,26 @@ class MailOutboundHandover(models.Model):
     partner_ids = fields.Json()
     failure_type = fields.Char()
     failure_reason = fields.Text()
+
+
+class MailOutboundDataEnd(models.Model):
+    """An end-of-DATA mark: one message of a mail was about to end its DATA,
+    the only moment after which a server may deliver it.
+
+    Written and committed synchronously by the session sending it, before
+    the final "." goes out (``ir.mail_server._track_session``); read and
+    removed by the settlement: a mail never finished is in doubt only with
+    such a mark, and the messages marked before its last one were accepted.
+    """
+
+    _name = "mail.outbound.data.end"
+    _description = "Outgoing Mail End-of-DATA Mark"
+    _log_access = False
+
+    claim = fields.Char(required=True, index=True)
+    mail_id = fields.Integer(required=True)
+    item = fields.Integer(
+        required=True, help="The mail's message, in the order it was sent."
+    )
+    # not a many2one, as mail_id: written from a session's own connection
+    partner_id = fields.Integer()

@@ -21,7 +21,7 @@ import psycopg2
 
 from odoo import api, models
 
-from ..tools import lanes
+from ..tools import journal, lanes
 from .ir_mail_server_lanes import overriding_modules
 
 _logger = logging.getLogger(__name__)
@@ -79,8 +79,10 @@ class MailOutboundQueue(models.AbstractModel):
 
         Mails start in the batch's order and each finished one is recorded
         (``_record_handover``) before its lane takes the next: a worker that
-        dies has at most ``width`` mails in hand-over, which the settlement
-        fails as "may have been delivered" (the batch mark says ``width``).
+        dies has at most ``width`` mails in hand-over. Each message's end of
+        DATA is marked by its session just before it is sent; the
+        settlement fails as "may have been delivered" only the unfinished
+        mails so marked, and queues the others again.
         The sessions outlive the batch: the next batch to the same server
         sends on them (``ir.mail_server.connect`` gives it a ticket, not a
         new connection); the batch's mails are all back before it returns.
@@ -119,6 +121,10 @@ class MailOutboundQueue(models.AbstractModel):
                         run.since_commit += 1
                         continue
                     job.data.batch = batch
+                    # the session marks each message's end of DATA first
+                    job.before_end = journal.data_end_marker(
+                        run.journal, run.claim, job.data.mail_id, job.data.partner_ids
+                    )
                     held = job
                 # a session takes another mail only once the mails finished
                 # so far are recorded

@@ -90,13 +90,13 @@ class MailOutboundQueue(models.AbstractModel):
 
         A batch is sent mail by mail in this order, on up to ``width``
         sessions at once (``mail.outbound.queue``); each finished mail is
-        recorded (_record_handover) before its session takes the next one.
-        If the worker dies, the first ``width`` mails of the list neither
-        committed nor recorded include the ones it was handing over:
-        _settle_interrupted fails those as "may have been delivered" and
-        leaves the later ones to a later run. One INSERT per
-        batch, committed synchronously under the cron: the mark must outlive
-        a dead worker and a crash of PostgreSQL itself.
+        recorded (_record_handover) before its session takes the next one,
+        and each message's end of DATA is marked just before it is sent
+        (_mark_data_end_in_loop, ``journal.data_end_marker``). If the worker
+        dies, _settle_interrupted fails the unfinished mails so marked as
+        "may have been delivered" and leaves the others to a later run.
+        One INSERT per batch, committed synchronously under the cron: the
+        mark must outlive a dead worker and a crash of PostgreSQL itself.
         """
         if run.journal is None:
             # one journal for the whole run: under the cron a connection of
@@ -106,6 +106,24 @@ class MailOutboundQueue(models.AbstractModel):
                 lambda: sql_db.db_connect(dbname).cursor(), self.env.cr
             )
         run.journal.mark_batch(run.claim, mail_ids, width)
+
+    @api.model
+    def _mark_data_end_in_loop(self, run):
+        """Core's loop is about to end the DATA of a message of the mail it
+        hands over: mark it durably first (see ``journal.data_end_marker``,
+        the same for the parallel sessions). Its messages go in order, one
+        ``send_email`` each: the attempts recorded so far say which one."""
+        if run.journal is None or not run.batch.current_mail_id:
+            return
+        batch = run.batch
+        item = len(batch.attempts)
+        partners = batch.current_partner_ids
+        run.journal.mark_data_end(
+            run.claim,
+            batch.current_mail_id,
+            item,
+            partners[item] if item < len(partners) else None,
+        )
 
     @api.model
     def _commit_chunk(self, run):
@@ -202,6 +220,9 @@ class MailOutboundQueue(models.AbstractModel):
             "DELETE FROM mail_outbound_handover WHERE claim = %s", (token,)
         )
         self.env.cr.execute(
+            "DELETE FROM mail_outbound_data_end WHERE claim = %s", (token,)
+        )
+        self.env.cr.execute(
             "UPDATE mail_mail SET delivery_claim = NULL, delivery_claim_date = NULL "
             "WHERE delivery_claim = %s",
             (token,),
@@ -246,14 +267,14 @@ class MailOutboundQueue(models.AbstractModel):
         connection (mail_outbound_handover). Of those whose state its
         transaction never committed, delivered ones are marked sent (or
         failed for the refused recipients of a partial delivery), never sent
-        again; refused or deferred ones stay queued. In each batch, the
-        first mail the worker never finished was being handed over when it
-        stopped: the server may have accepted it, so it is not sent again,
-        but said so. ``handing_over=False``: the worker knows it had not
-        started that hand-over, so that mail simply stays queued. The rest
-        of a batch was never tried and goes with a later run. A batch sent
-        on several sessions had up to that many mails in hand-over: its first
-        that many unfinished mails are failed so.
+        again; refused or deferred ones stay queued. A mail never finished
+        whose session marked the end of DATA of one of its messages
+        (mail_outbound_data_end) may have reached its server: it is not
+        sent again, but failed as "may have been delivered", per recipient
+        (the messages marked before its last one were accepted). Every
+        other unfinished mail never reached a recipient and goes with a
+        later run. ``handing_over=False``: the worker knows nothing was in
+        hand-over, so no mail is in doubt.
         """
         Mail = self.env["mail.mail"]
         Mail.flush_model()
@@ -269,6 +290,14 @@ class MailOutboundQueue(models.AbstractModel):
             (list(claims),),
         )
         handovers = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        self.env.cr.execute(
+            "DELETE FROM mail_outbound_data_end WHERE claim = ANY(%s) "
+            "RETURNING mail_id, item, partner_id",
+            (list(claims),),
+        )
+        ended = {}
+        for mail_id, item, partner_id in self.env.cr.fetchall():
+            ended.setdefault(mail_id, []).append((item, partner_id))
         Partner = self.env["res.partner"].sudo()
         mails = Mail.browse({i for _claim, ids, _width in marks for i in ids}).exists()
         pending = set(
@@ -281,6 +310,7 @@ class MailOutboundQueue(models.AbstractModel):
             pending,
             {mail_id: values[0] for mail_id, values in handovers.items()},
             [width for _claim, _ids, width in marks],
+            ended=ended,
         )
         if not handing_over:
             interrupted_ids = []
@@ -329,18 +359,26 @@ class MailOutboundQueue(models.AbstractModel):
                     "state": "exception",
                     "failure_type": "mail_smtp",
                     "failure_reason": reason,
+                    # its form offers Send Again, as for a session lost
+                    # after the end of DATA
+                    "delivery_maybe_delivered": True,
                     "delivery_claim": False,
                     "delivery_claim_date": False,
                 }
             )
-            for mail in interrupted:
+            for mail in interrupted.with_context(mail_outbound_run=None):
                 logs += mail._prepare_settled_log_values("failed", reason, now)
-            # core's own post-processing, as for any failed mail: the
-            # chatter shows the failure on each recipient's notification
-            # (never left "ready"), mailing traces fail; nothing is deleted
-            interrupted.with_context(mail_outbound_run=None)._postprocess_sent_message(
-                [], failure_reason=reason, failure_type="mail_smtp"
-            )
+                # core's own post-processing, as for any failed mail, per
+                # recipient: the partners whose copies the server accepted
+                # before the one in doubt say sent, the others failed with
+                # the reason (never left "ready"); mailing traces fail;
+                # nothing is deleted
+                served = Partner.browse(
+                    delivery.served_before_doubt(ended.get(mail.id, []))
+                )
+                mail._postprocess_sent_message(
+                    list(served), failure_reason=reason, failure_type="mail_smtp"
+                )
         self.env["mail.delivery.log"].sudo()._write_logs(logs)
         # settled: the rest of these claims was never tried, free to go
         Mail.flush_model()

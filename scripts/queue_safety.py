@@ -26,10 +26,12 @@ a database that has mail_outbound:
    to an ``email_to`` address, a quarter by a template to a record's 1 to 3
    contacts, a quarter chatter notifications to 1 to 3 partner followers):
    after a settlement, no (Message-ID, recipient) pair received twice,
-   none lost, at most the mails in hand-over failed as "may have been
-   delivered", and no chatter notification left ``ready``: a recipient who
-   received the mail has it ``sent`` (``exception`` allowed only for a
-   mail in doubt).
+   none lost, only mails whose end of DATA reached the server failed as
+   "may have been delivered" (none never started: each has a pair the
+   server received), and no chatter notification left ``ready``: a
+   recipient who received the mail has it ``sent``, but for the one copy
+   of a mail in doubt whose reply was lost (``exception``), and one who
+   did not is never ``sent``.
 6. PostgreSQL stopped with ``pg_ctl stop -m immediate`` in the middle of a
    run, then restarted (5 trials), on a cluster of its own with
    ``fsync=on`` and ``synchronous_commit=on``, on the same mixed traffic:
@@ -348,12 +350,14 @@ def killed_worker(odoo, commit_every):
         time.sleep(2.5)
         odoo.run(WORKER.format(batch=1000))
         received = received_counts(smtp)
+        ended = ended_ids(smtp)
     report, states, twice = tally(odoo, received)
     queued = states.get("outgoing", 0)
     failed = [(row[0], row[2]) for row in report if row[1] == "exception"]
     unexplained = [
         mid for mid, reason in failed if "may have been delivered" not in reason
     ]
+    never_started = sum(1 for mid, _reason in failed if mid not in ended)
     sent_not_received = sum(
         1 for row in report if row[1] == "sent" and received[row[0]] == 0
     )
@@ -361,13 +365,15 @@ def killed_worker(odoo, commit_every):
         twice == 0
         and queued == 0
         and not unexplained
+        and never_started == 0
         and sent_not_received == 0
         and states.get("sent", 0) + len(failed) == count
     )
     print(
         f"worker killed after {killed_at} of {count} mails, committing every "
         f"{commit_every}: {states.get('sent', 0)} "
-        f"sent, {len(failed)} failed as 'may have been delivered', {queued} still "
+        f"sent, {len(failed)} failed as 'may have been delivered' ({never_started} "
+        f"never started), {queued} still "
         f"queued, {twice} received twice -> {'ok' if ok else 'FAILED'}",
         flush=True,
     )
@@ -435,18 +441,37 @@ def slow_run(odoo):
 MAYBE = "may have been delivered"
 
 
-def verdict(report, received, in_doubt_max):
+def ended_ids(smtp):
+    """The Message-Ids whose end of DATA reached the server."""
+    return {mid for mid, *_rcpts in smtp.data_ends}
+
+
+def ended_pairs(smtp):
+    """The (Message-ID, recipient) pairs whose end of DATA reached the
+    server, whether it then answered or not."""
+    return {(mid, rcpt.lower()) for mid, *rcpts in smtp.data_ends for rcpt in rcpts}
+
+
+def verdict(report, received, in_doubt_max, ended=None):
     """(ok, summary) for the mails' states against what the server received.
 
     Lost: queued at the end, sent but never received, or failed for another
     reason than "may have been delivered". In doubt: failed as "may have
-    been delivered" (received or not): at most ``in_doubt_max``.
+    been delivered": at most ``in_doubt_max``, and each one whose end of
+    DATA reached the server (``ended``: their Message-Ids; else those it
+    took), else it was never started.
     """
+    reached = ended if ended is not None else {m for m in received if received[m]}
     twice = sum(1 for n in received.values() if n > 1)
     queued = sum(1 for row in report if row[1] == "outgoing")
     sent = sum(1 for row in report if row[1] == "sent")
     sent_missing = sum(1 for row in report if row[1] == "sent" and not received[row[0]])
     doubt = sum(1 for row in report if row[1] == "exception" and MAYBE in row[2])
+    never_started = sum(
+        1
+        for row in report
+        if row[1] == "exception" and MAYBE in row[2] and row[0] not in reached
+    )
     other = sum(1 for row in report if row[1] not in ("sent", "outgoing")) - doubt
     ok = (
         twice == 0
@@ -454,10 +479,11 @@ def verdict(report, received, in_doubt_max):
         and sent_missing == 0
         and other == 0
         and doubt <= in_doubt_max
+        and never_started == 0
     )
     summary = (
-        f"{sent} sent, {doubt} in doubt, {queued + sent_missing + other} lost, "
-        f"{twice} received twice"
+        f"{sent} sent, {doubt} in doubt ({never_started} never started), "
+        f"{queued + sent_missing + other} lost, {twice} received twice"
     )
     return ok, summary
 
@@ -475,15 +501,20 @@ def pair_counts(smtp):
     )
 
 
-def verdict_mixed(expected, report, received, in_doubt_max):
+def verdict_mixed(expected, report, received, in_doubt_max, ended=None):
     """(ok, summary) of a mixed batch, pair by pair.
 
     A (Message-ID, recipient) pair is received at most once. A mail is sent
     (or gone: auto-deleted once sent), in doubt (failed as "may have been
     delivered", at most ``in_doubt_max``), or lost: queued, failed for
-    another reason, or sent with a pair never received. A recipient who
-    received a chatter notification has it ``sent`` (``exception`` allowed
-    for a mail in doubt); none is left ``ready``.
+    another reason, or sent with a pair never received. A mail in doubt
+    must have reached the server: the end of DATA of one of its pairs
+    (``ended``; else one of its pairs received), else it was never started
+    and should have been queued again ("never started in doubt"). No
+    notification is left ``ready``; a recipient who received a chatter
+    notification has it ``sent``, but for the one copy of a mail in doubt
+    whose reply was lost (``exception``); one who did not is never ``sent``
+    ("settled wrong").
     """
     states = {mail_id: (state, reason) for mail_id, state, reason in report["mails"]}
     state = {
@@ -502,32 +533,52 @@ def verdict_mixed(expected, report, received, in_doubt_max):
         for mail_id, mid, address in expected["pairs"]
         if state[mail_id][0] == "sent" and not received[(mid, address)]
     }
+    reached = {
+        mail_id
+        for mail_id, mid, address in expected["pairs"]
+        if received[(mid, address)]
+    }
+    never_started = doubt - reached
     twice = sum(1 for n in received.values() if n > 1)
     unexpected = sum(1 for pair in received if pair not in pairs)
     mail_of = {mid: mail_id for mail_id, mid, _a in expected["pairs"]}
-    wrong = []
+    wrong, ready, cut, unreceived_sent = [], 0, collections.Counter(), 0
     for mid, address, status in report["notifications"]:
-        allowed = {"sent", "exception"} if mail_of.get(mid) in doubt else {"sent"}
-        if status == "ready" or (received[(mid, address)] and status not in allowed):
-            mail_state = state.get(mail_of.get(mid), ("?", ""))
+        mail_id = mail_of.get(mid)
+        got = received[(mid, address)]
+        ready += status == "ready"
+        if mail_id in doubt and got and status == "exception":
+            cut[mail_id] += 1
+        if mail_id in doubt and not got and status == "sent":
+            unreceived_sent += 1
+        allowed = {"sent", "exception"} if mail_id in doubt else {"sent"}
+        if status == "ready" or (got and status not in allowed):
+            mail_state = state.get(mail_id, ("?", ""))
             wrong.append(
-                f"{address} {status}, received {received[(mid, address)]}, mail "
+                f"{address} {status}, received {got}, mail "
                 f"{mail_state[0]} {mail_state[1][:60]!r}"
             )
+    # at most one copy of a mail in doubt is the one whose reply was lost;
+    # a copy never received is never "sent"
+    partial_wrong = sum(n - 1 for n in cut.values()) + unreceived_sent
     ok = (
         twice == 0
         and unexpected == 0
         and not lost
         and len(doubt) <= in_doubt_max
+        and not never_started
         and not wrong
+        and not partial_wrong
         and bool(report["notifications"])
     )
     sent = sum(1 for st, _r in state.values() if st == "sent")
     summary = (
         f"{len(state)} mails ({len(pairs)} pairs): {sent} sent, {len(doubt)} in "
-        f"doubt, {len(lost)} lost, {twice} pairs received twice, {unexpected} "
-        f"unexpected; notifications {len(report['notifications'])}, {len(wrong)} "
-        "wrong" + (f" (e.g. {'; '.join(wrong[:2])})" if wrong else "")
+        f"doubt ({len(never_started)} never started), {len(lost)} lost, {twice} "
+        f"pairs received twice, {unexpected} unexpected; notifications "
+        f"{len(report['notifications'])}, {ready} ready, {partial_wrong} of "
+        f"mails in doubt settled wrong"
+        + (f" (e.g. {'; '.join(wrong[:2])})" if wrong else "")
     )
     return ok, summary
 
@@ -602,7 +653,11 @@ def fault_trials(odoo, trials, rng, inject, label, count=96, poll=False):
             else:
                 output = odoo.run(DRAIN.format(seconds=60) + closing)
             ok, summary = verdict_mixed(
-                expected, parse_report(output), pair_counts(smtp), in_doubt_max=WIDTH
+                expected,
+                parse_report(output),
+                pair_counts(smtp),
+                in_doubt_max=WIDTH,
+                ended=ended_pairs(smtp),
             )
             results.append(ok)
             print(
@@ -868,7 +923,10 @@ def killed_with_sessions_busy(odoo):
         killed_at = len(smtp.messages)
         output = odoo.run(DRAIN.format(seconds=60) + REPORT)
         received = received_counts(smtp)
-    ok, summary = verdict(parse_report(output), received, in_doubt_max=WIDTH)
+        ended = ended_ids(smtp)
+    ok, summary = verdict(
+        parse_report(output), received, in_doubt_max=WIDTH, ended=ended
+    )
     ok = ok and busy >= 2
     print(
         f"worker killed with {busy} sessions handing over, after {killed_at} of "

@@ -537,6 +537,7 @@ class MailOutboundCommitCase(TrafficAssertions, TransactionCase):
         "bus.bus",
         "mail.delivery.log",
         "mail.outbound.handover",
+        "mail.outbound.data.end",
         "mail.outbound.batch",
         "mail.notification",
         "mail.mail",

@@ -97,6 +97,12 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        # the whole message is in: a real server may deliver it from now on,
+        # whatever becomes of its reply (a client killed meanwhile)
+        self.owner.data_ends.append(
+            (message_id(envelope.original_content or envelope.content),)
+            + tuple(envelope.rcpt_tos)
+        )
         self.owner.in_data += 1
         self.owner.in_data_peak = max(self.owner.in_data_peak, self.owner.in_data)
         try:
@@ -298,6 +304,9 @@ class LoopbackSmtp:
         self.count = 0
         # Message-Id header of each message taken ("" when it has none)
         self.message_ids = set()
+        # (Message-Id, *recipients) of each message whose DATA ended, taken
+        # or not (its final reply delayed, refused, or never sent)
+        self.data_ends = []
         # sessions open now, the most at once, connections refused (421)
         self.sessions = 0
         self.peak_sessions = 0
@@ -361,6 +370,7 @@ class LoopbackSmtp:
             self.messages.clear()
             self.rules.clear()
             self.message_ids.clear()
+            self.data_ends.clear()
             self.count = 0
             self.peak_sessions = self.sessions
             self.refused_connections = 0

@@ -818,22 +818,31 @@ class TestDelivery(MailOutboundSmtpCase):
             (claim, json.dumps(mails.ids), age),
         )
 
+    def mark_data_end(self, mail, item=0, partner=None, claim="a-worker"):
+        """What a session writes before a message's end of DATA."""
+        self.env.cr.execute(
+            "INSERT INTO mail_outbound_data_end (claim, mail_id, item, partner_id) "
+            "VALUES (%s, %s, %s, %s)",
+            (claim, mail.id, item, partner.id if partner else None),
+        )
+
     def test_mail_interrupted_during_hand_over_is_failed_not_resent(self):
         finished, deferred, interrupted, untried = self.queue_notifications(
             4, partners=2
         )
         finished.state = "sent"
         deferred.write({"delivery_deferred": True, "scheduled_date": "2999-01-01"})
-        # what a worker killed while handing `interrupted` over leaves behind
+        # what a worker killed while handing `interrupted` over leaves behind:
+        # the end of DATA of its first message marked
         self.mark_batch(finished | deferred | interrupted | untried)
+        self.mark_data_end(interrupted)
         run = self.queue_template()
         self.run_queue(run)
         self.assertEqual(
             (interrupted.state, interrupted.failure_type), ("exception", "mail_smtp")
         )
         self.assertIn("may have been delivered", interrupted.failure_reason)
-        # ADDON BUG (fails): the settlement fails the mail but leaves its
-        # followers' notifications ready: the chatter never shows the failure
+        self.assertTrue(interrupted.delivery_maybe_delivered, "Send Again")
         self.assertChatter(
             interrupted,
             exception=interrupted.recipient_ids,
@@ -888,6 +897,7 @@ class TestDelivery(MailOutboundSmtpCase):
             partial, True, served.ids, failure_type="mail_email_invalid"
         )
         self.record_handover(refused, False, failure_type="mail_smtp")
+        self.mark_data_end(interrupted)
         self.run_queue(self.queue_template())
         # delivered: sent, with core's own post-processing, never again
         self.assertEqual(delivered.state, "sent")
@@ -960,6 +970,7 @@ class TestDelivery(MailOutboundSmtpCase):
         self.mark_batch(first, age="1 hour")
         self.mark_batch(second, age="1 second")
         self.record_handover(first, True)
+        self.mark_data_end(second)
         self.run_queue(self.create_mails())
         self.assertEqual((first.state, second.state), ("outgoing", "outgoing"))
         self.env.cr.execute(

@@ -224,7 +224,11 @@ class TestQueueSecurity(MailOutboundSmtpCase):
     def test_hand_over_records_are_models_for_administrators_only(self):
         """Issue #9: no raw-SQL tables; access rules; removed on uninstall
         with the module's models."""
-        for model in ("mail.outbound.batch", "mail.outbound.handover"):
+        for model in (
+            "mail.outbound.batch",
+            "mail.outbound.handover",
+            "mail.outbound.data.end",
+        ):
             Model = self.env[model]
             self.assertFalse(Model._log_access)
             self.assertTrue(Model.with_user(self.admin).has_access("read"))

@@ -289,25 +289,34 @@ def circuit_is_open(open_until, now):
     return bool(open_until) and now < open_until
 
 
-def settle_interrupted(batches, pending, handed_over, widths=None):
+def settle_interrupted(batches, pending, handed_over, widths=None, ended=None):
     """What a worker that stopped mid-queue leaves to settle.
 
     ``batches``: the mail ids of each batch the worker marked, in the order
     it sends them. ``pending``: the ids still queued (and not deferred) in
     the database, i.e. whose outcome was never committed. ``handed_over``:
     ``{mail_id: delivered}`` for every mail the worker finished with, as it
-    recorded them outside its transaction. ``widths``: per batch, how many
-    sessions sent it at once (1 when not given).
+    recorded them outside its transaction. ``ended``: the ids of the mails
+    one of whose messages was about to end its DATA, as the worker marked
+    them outside its transaction before sending that end (the only moment
+    after which a server may deliver a message).
 
     Returns ``(delivered, interrupted)``. ``delivered``: finished and
     accepted by a server (to at least one recipient), but not recorded so:
-    they must be marked sent, never sent again. ``interrupted``: in each
-    batch, the first ``width`` pending mails the worker never finished: a
-    worker starts mails in the batch's order and records each before its
-    session takes another, so the mails it was handing over are among
-    them; they may have been delivered. Finished but undelivered mails
-    (refused, deferred) are in neither: trying them again sends nothing
-    twice. Mails after the interrupted ones were never tried.
+    they must be marked sent, never sent again. ``interrupted``: pending,
+    never finished, and marked as ending their DATA: the server may have
+    them. Every other unfinished mail certainly reached no recipient and is
+    queued again. Finished but undelivered mails (refused, deferred) are in
+    neither: trying them again sends nothing twice.
+
+    Without ``ended`` (records of a run that made no such marks), the
+    first ``width`` pending mails the worker never finished in each batch
+    (``widths``, 1 when not given): a worker starts mails in the batch's
+    order and records each before its session takes another, so the mails
+    it was handing over are among them.
+
+    >>> settle_interrupted([[1, 2, 3, 4]], {2, 3, 4}, {2: True}, [4], ended={3})
+    ([2], [3])
     """
     delivered, interrupted = [], []
     for index, mail_ids in enumerate(batches):
@@ -320,10 +329,28 @@ def settle_interrupted(batches, pending, handed_over, widths=None):
                 if handed_over[mail_id]:
                     delivered.append(mail_id)
                 continue
-            if unfinished < width:
+            if ended is not None:
+                if mail_id in ended:
+                    interrupted.append(mail_id)
+            elif unfinished < width:
                 interrupted.append(mail_id)
                 unfinished += 1
     return delivered, interrupted
+
+
+def served_before_doubt(marks):
+    """The partners a mail in doubt certainly reached, from its end-of-DATA
+    marks ``[(item, partner_id)]``: a session sends a mail's messages one
+    after the other and stops at the first error, so every message marked
+    before the last one was accepted; the last one is the one in doubt.
+
+    >>> served_before_doubt([(1, 8), (0, 7), (2, 9)])
+    [7, 8]
+    >>> served_before_doubt([(0, None), (1, 5)]), served_before_doubt([(0, 4)])
+    ([], [])
+    """
+    ordered = sorted(marks, key=lambda mark: mark[0])
+    return [partner_id for _item, partner_id in ordered[:-1] if partner_id]
 
 
 @dataclass

@@ -26,12 +26,22 @@ it a cursor or a function that opens one::
     strategy = strategy_for(auto_commit)
     journal = strategy.open_journal(open_side_cursor, env.cr)
     journal.mark_batch(claim, [3, 1, 2], width=4)
+    journal.mark_data_end(claim, 3, 0, partner.id)  # from a lane's thread too
     journal.write_handovers(claim, [handover_row(3, True, [partner], None, None)])
     strategy.commit(env.cr, env)
     journal.close()
+
+What each record proves after a crash: a batch mark, which mails the run
+meant to send, in order; a hand-over record, that a mail was finished and
+what its server said; an end-of-DATA mark, that one message of a mail was
+about to end its DATA (the only moment after which a server may deliver
+it): a mail with such a mark and no hand-over record is in doubt, a mail
+without one certainly reached no recipient and is simply queued again.
 """
 
+import itertools
 import json
+import threading
 
 from . import delivery
 
@@ -45,6 +55,10 @@ WRITE_HANDOVERS = (
     "SELECT %s, mail_id, delivered, partners::jsonb, failure_type, reason "
     "FROM unnest(%s::int[], %s::bool[], %s::text[], %s::text[], %s::text[]) "
     "AS row(mail_id, delivered, partners, failure_type, reason)"
+)
+MARK_DATA_END = (
+    "INSERT INTO mail_outbound_data_end (claim, mail_id, item, partner_id) "
+    "VALUES (%s, %s, %s, %s)"
 )
 
 
@@ -78,6 +92,30 @@ def handover_row(mail_id, delivered, success_pids, failure_type, reason):
     )
 
 
+def data_end_marker(log, claim, mail_id, partner_ids):
+    """What a session calls before each message of a mail ends its DATA:
+    the messages go in order, one call each, and message ``n`` is to
+    ``partner_ids[n]`` (None: an address, no partner).
+
+    >>> class Log:
+    ...     def mark_data_end(self, *row):
+    ...         print(row)
+    >>> mark = data_end_marker(Log(), "c1", 5, [7, None])
+    >>> mark(); mark()
+    ('c1', 5, 0, 7)
+    ('c1', 5, 1, None)
+    """
+    partners = [getattr(partner, "id", partner) or None for partner in partner_ids]
+    sent = itertools.count()
+
+    def mark():
+        item = next(sent)
+        partner_id = partners[item] if item < len(partners) else None
+        log.mark_data_end(claim, mail_id, item, partner_id)
+
+    return mark
+
+
 class Journal:
     """Batch marks and hand-over records on the run's own cursor."""
 
@@ -86,6 +124,9 @@ class Journal:
 
     def __init__(self, cursor):
         self.cursor = cursor
+        self.owner = threading.get_ident()
+        # end-of-DATA marks made in a lane's thread, written by the run's own
+        self.held_marks = []
 
     def mark_batch(self, claim, mail_ids, width=1):
         self.cursor.execute(
@@ -93,7 +134,25 @@ class Journal:
         )
         self._written()
 
+    def mark_data_end(self, claim, mail_id, item, partner_id=None):
+        """Message ``item`` of ``mail_id`` (to ``partner_id``, if a partner)
+        is about to end its DATA. Callable from any thread."""
+        row = (claim, mail_id, item, partner_id or None)
+        if threading.get_ident() != self.owner:
+            # the run's cursor is its thread's alone; nothing outlives this
+            # transaction anyway: written with the run's next record
+            self.held_marks.append(row)
+            return
+        self._write_held_marks()
+        self.cursor.execute(MARK_DATA_END, row)
+        self._written()
+
+    def _write_held_marks(self):
+        while self.held_marks:
+            self.cursor.execute(MARK_DATA_END, self.held_marks.pop(0))
+
     def write_handovers(self, claim, rows):
+        self._write_held_marks()
         if not rows:
             return
         mail_ids, delivered, partners, failure_types, reasons = zip(*rows, strict=True)
@@ -120,19 +179,49 @@ class Journal:
 class SideJournal(Journal):
     """Batch marks and hand-over records on a connection of their own, each
     committed synchronously: the mark must outlive a dead worker and a crash
-    of PostgreSQL itself (a record lost then is a mail sent twice)."""
+    of PostgreSQL itself (a record lost then is a mail sent twice).
+
+    A lane's thread writes its end-of-DATA marks on a connection of its own
+    (``connect()``, opened at its first mark): the lanes then wait for their
+    WAL flushes at the same time, which PostgreSQL does as one, instead of
+    one after the other on a shared connection."""
 
     durable = True
 
-    def __init__(self, cursor):
+    def __init__(self, cursor, connect=None):
         super().__init__(cursor)
+        self.connect = connect
+        self._local = threading.local()
+        self._lane_cursors = []
+        self._lock = threading.Lock()
         # whatever the server's default: one WAL flush per record
         self.cursor.execute("SET synchronous_commit TO on")
+
+    def mark_data_end(self, claim, mail_id, item, partner_id=None):
+        cursor = self._cursor_here()
+        cursor.execute(MARK_DATA_END, (claim, mail_id, item, partner_id or None))
+        # no end of DATA before this holds: a crash then finds the mark
+        cursor.commit()
+
+    def _cursor_here(self):
+        if threading.get_ident() == self.owner or self.connect is None:
+            return self.cursor
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.connect()
+            cursor.execute("SET synchronous_commit TO on")
+            with self._lock:
+                self._lane_cursors.append(cursor)
+        return cursor
 
     def _written(self):
         self.cursor.commit()
 
     def close(self):
+        with self._lock:
+            cursors, self._lane_cursors = self._lane_cursors, []
+        for cursor in cursors:
+            cursor.close()
         self.cursor.close()
 
 
@@ -188,7 +277,7 @@ class CommitStrategy:
     def open_journal(self, connect, cursor):
         """``connect()`` opens a connection of the run's own; ``cursor`` is
         the run's transaction."""
-        return SideJournal(connect())
+        return SideJournal(connect(), connect)
 
     def commit(self, cr, env=None):
         # the cron's run commits as core's ``_send`` does with auto_commit

@@ -12,8 +12,9 @@ they finish. Only ``session.send_message`` runs in the lanes' threads.
 Guarantee kept for the queue: the caller submits mails in the order it
 marked them, and takes a lane back only after it recorded the mail that
 lane finished, so at most ``width`` mails are ever handed over and not yet
-recorded: :func:`~.delivery.settle_interrupted` fails at most that many as
-"may have been delivered" after a crash.
+recorded; of those, :func:`~.delivery.settle_interrupted` fails as "may
+have been delivered" after a crash only the ones whose end of DATA the
+caller marked (``Job.before_end``), the others are queued again.
 
 Never imports odoo: sessions are whatever ``connect`` returns (smtplib).
 """
@@ -49,11 +50,15 @@ class Job:
     """One mail: its messages, sent one after the other on one session.
 
     ``items``: ``(message, smtp_from, smtp_to_list)`` as prepared by the
-    caller; ``data``: whatever the caller needs back with the result.
+    caller; ``data``: whatever the caller needs back with the result;
+    ``before_end``: called in the lane's thread just before each message
+    ends its DATA (the session layer calls its ``mail_outbound_before_end``;
+    a session without that layer never calls it).
     """
 
     items: list
     data: object = None
+    before_end: object = None
     results: list = field(default_factory=list)
     lane: object = None  # the session that sent it (its server)
 
@@ -369,6 +374,8 @@ class Lanes:
             if job is None:
                 return
             try:
+                # the session is this thread's alone while it sends the job
+                session.mail_outbound_before_end = job.before_end
                 job.results = self._send(session, job.items)
             except BaseException as error:  # noqa: BLE001 - never lose a job
                 job.results = [Sent(ok=False, error=error)]

@@ -65,6 +65,8 @@ class Batch:
     # core's loop: the mail being handed over, and whether the server
     # dropped the session at an earlier mail (then it was never tried)
     current_mail_id: int | None = None
+    # the partner of each of its messages, in order (None: an address)
+    current_partner_ids: list = field(default_factory=list)
     session_lost: bool = False
 
     def record(self, attempt):

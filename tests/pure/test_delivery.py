@@ -453,3 +453,31 @@ def test_next_attempt_lifetime(first_attempt_ago, attempts, gives_up):
     first = None if first_attempt_ago is None else NOW - first_attempt_ago
     when, reason = next_attempt(policy, attempts, NOW, first)
     assert (when is None, reason is not None) == (gives_up, gives_up)
+
+
+@pytest.mark.parametrize(
+    ("batches", "pending", "handed_over", "ended", "expected"),
+    [
+        # four sessions, two busy: only the mails whose end of DATA was
+        # marked are in doubt, the never started ones go again
+        ([[1, 2, 3, 4, 5, 6]], {1, 2, 3, 4, 5, 6}, {1: True}, {2, 3}, ([1], [2, 3])),
+        # nothing was ending its DATA: nothing in doubt
+        ([[1, 2, 3]], {1, 2, 3}, {}, set(), ([], [])),
+        # a mark of a finished mail does not make it doubtful
+        ([[1, 2]], {1, 2}, {1: False, 2: True}, {1, 2}, ([2], [])),
+        # committed mails are settled already, marked or not
+        ([[1, 2], [3]], {3}, {}, {1, 3}, ([], [3])),
+    ],
+)
+def test_settle_exactly_the_mails_that_ended_their_data(
+    batches, pending, handed_over, ended, expected
+):
+    widths = [4] * len(batches)
+    assert settle_interrupted(batches, pending, handed_over, widths, ended) == expected
+
+
+def test_a_mail_in_doubt_reached_the_partners_before_its_last_mark():
+    from mail_outbound_tools.delivery import served_before_doubt
+
+    assert served_before_doubt([(2, 9), (0, 7), (1, None)]) == [7]
+    assert served_before_doubt([]) == []

@@ -117,3 +117,51 @@ def test_partner_records_become_ids():
     row = journal.handover_row(9, True, [Partner(4), Partner(8), None], "", "x")
     assert json.loads(row[2]) == [4, 8]
     assert row[3:] == (None, None)
+
+
+def test_a_lane_marks_its_end_of_data_on_a_connection_of_its_own():
+    """Each lane's thread commits its marks on its own connection (their WAL
+    flushes overlap); the worker's thread on the journal's."""
+    import threading
+
+    opened = []
+
+    def connect():
+        opened.append(Cursor())
+        return opened[-1]
+
+    log = journal.strategy_for(True).open_journal(connect, None)
+    side = log.cursor
+    log.mark_data_end("c1", 5, 0, 7)  # the worker's own thread (core's loop)
+    marks = [
+        journal.data_end_marker(log, "c1", mail_id, [None, 8]) for mail_id in (6, 9)
+    ]
+    threads = [threading.Thread(target=lambda m=m: (m(), m())) for m in marks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 3  # the side connection, then one per lane thread
+    lane_cursors = opened[1:]
+    assert side.statements[-1][1] == ("c1", 5, 0, 7) and side.commits == 1
+    for cursor in lane_cursors:
+        assert cursor.statements[0] == ("SET synchronous_commit TO on", None)
+        rows = [params for _query, params in cursor.statements[1:]]
+        assert [row[2:] for row in rows] == [(0, None), (1, 8)]
+        assert cursor.commits == 2  # each mark holds before its end of DATA
+    log.close()
+    assert all(cursor.closed for cursor in opened)
+
+
+def test_in_transaction_lane_marks_wait_for_the_run_s_thread():
+    import threading
+
+    run = Cursor()
+    log = journal.strategy_for(False).open_journal(None, run)
+    mark = journal.data_end_marker(log, "c2", 4, [3])
+    thread = threading.Thread(target=mark)
+    thread.start()
+    thread.join()
+    assert run.statements == []  # never the run's cursor from another thread
+    log.write_handovers("c2", [])
+    assert [params for _query, params in run.statements] == [("c2", 4, 0, 3)]

@@ -283,3 +283,26 @@ def test_pipelined_session_lost_after_the_message_is_in_doubt():
             session.send_message(_message(3))
         # the server has it: classified as may-have-been-delivered
         assert len(smtp.messages) == 1
+
+
+def test_a_job_s_end_of_data_hook_is_set_on_its_session():
+    """The session layer (ir.mail_server._track_session) calls the session's
+    ``mail_outbound_before_end`` before each end of DATA: the lane sets the
+    job's there before sending it."""
+    seen = []
+
+    class Session:
+        sock = True
+
+        def send_message(self, message, smtp_from, smtp_to_list):
+            seen.append((message, self.mail_outbound_before_end))
+
+    session = Session()
+    lane_set = lanes.Lanes(1, lambda: session, lambda s: None)
+    hook = object()
+    assert lane_set.submit(lanes.Job(items=[("m1", "f", ["t"])], before_end=hook))
+    lane_set.wait(timeout=5)
+    assert lane_set.submit(lanes.Job(items=[("m2", "f", ["t"])]))
+    lane_set.wait(timeout=5)
+    lane_set.close()
+    assert seen == [("m1", hook), ("m2", None)]
