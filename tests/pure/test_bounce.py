@@ -3,6 +3,7 @@
 import time
 
 import bounce_samples
+import dsn
 import pytest
 
 from mail_outbound_tools import bounce
@@ -359,3 +360,30 @@ def test_a_large_returned_copy_is_read_for_its_message_id_only():
     report = parse(raw.encode())
     assert report.original_message_id == MSGID
     assert [e.recipient for e in report.recipients] == ["a@b.example"]
+
+
+# Reports written by a real Postfix 3.7 (tests/dsn/capture_postfix.py)
+POSTFIX = [
+    ("two-recipients", "fullbox@dest.example", "5.2.2", SOFT, "the mailbox is full"),
+    ("two-recipients", "gone@dest.example", "5.1.1", HARD, "does not exist"),
+    ("too-large", "big@dest.example", "5.3.4", SOFT, "too large"),
+    ("policy", "policy@dest.example", "5.7.26", POLICY, "SPF, DKIM, DMARC"),
+    ("no-domain", "nobody@dest.example", "5.1.2", HARD, "domain does not exist"),
+]
+
+
+@pytest.mark.parametrize("case,recipient,status,klass,words", POSTFIX)
+def test_real_postfix_reports(case, recipient, status, klass, words):
+    report = parse(dsn.report(case))
+    assert report.source == "dsn"
+    assert report.original_message_id == dsn.captured_message_id(case)
+    assert [e.recipient for e in report.recipients] == list(
+        dsn.CAPTURED_RECIPIENTS[case]
+    )
+    entry = report.for_recipient(recipient)
+    assert (entry.status, entry.bounce_class, entry.action) == (status, klass, "failed")
+    text = describe(entry, diagnostic=False)
+    assert f"({status}: " in text and words in text
+    assert entry.diagnostic[:3].isdigit()  # the reply, without "smtp;"
+    if case == "too-large":
+        assert "mailbox is full" not in describe(entry)
