@@ -512,13 +512,21 @@ def _original_message_id(parts):
             if headers.get("Message-ID"):
                 return str(headers["Message-ID"]).strip()
     for part in parts:
-        if part.get_content_type() == "text/plain":
-            _before, marker, copy = _text(part).partition(
-                "------ This is a copy of the message"
-            )
-            if marker:
+        if part.get_content_type() != "text/plain":
+            continue
+        text = _text(part)
+        for marker in _COPY_MARKERS:
+            _before, found, copy = text.partition(marker)
+            if found:
                 headers = copy.split("\n", 1)[-1].lstrip().split("\n\n", 1)[0]
                 copied = _message_from(headers)
                 if copied.get("Message-ID"):
                     return str(copied["Message-ID"]).strip()
     return ""
+
+
+#: The lines after which a plain-text report pastes the returned mail.
+_COPY_MARKERS = (
+    "------ This is a copy of the message",  # Exim
+    "--- Below this line is a copy of the message",  # qmail
+)
