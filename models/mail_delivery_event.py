@@ -39,7 +39,12 @@ class MailDeliveryEvent(models.Model):
     status = fields.Char(
         "Status Code", help="RFC 3463 enhanced status code, e.g. 5.1.1."
     )
-    diagnostic = fields.Text(help="What the receiving server said.")
+    # written by whoever wrote the report, who may be anyone: administrators
+    # only, and shown quoted (issue #21)
+    diagnostic = fields.Text(
+        help="What the receiving server said, as the report quotes it.",
+        groups="base.group_system",
+    )
     description = fields.Text("Explanation")
 
     @api.model
@@ -54,6 +59,9 @@ class MailDeliveryEvent(models.Model):
                 "action": entry.action,
                 "status": entry.status,
                 "diagnostic": entry.diagnostic,
-                "description": bounce.describe(entry, translate=self.env._),
+                # the explanation is ours; the server's words stay in diagnostic
+                "description": bounce.describe(
+                    entry, translate=self.env._, diagnostic=False
+                ),
             }
         )

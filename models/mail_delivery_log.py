@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.tools import SQL
 
 from ..tools import quota
@@ -160,14 +160,40 @@ class MailDeliveryLog(models.Model):
         self.invalidate_model()
 
     @api.model
-    def _find_answered_attempt(self, message_ids):
-        """The attempt a report about ``message_ids`` answers: the latest
-        accepted one, else the latest one."""
+    def _find_sent_to(self, message_ids, address):
+        """The latest attempt that handed a mail with one of ``message_ids``
+        to ``address``, accepted by the server; else an empty recordset.
+
+        A delivery report counts only against a mail really sent to the
+        address it names: anyone may write to a bounce address, but only a
+        mail we sent carries a Message-ID we logged. ``recipients`` is cut
+        at 500 characters; a recipient cut off is then found among the
+        partners the mail's message notified.
+        """
+        email = tools.email_normalize(address or "")
         message_ids = [mid for mid in message_ids if mid]
-        if not message_ids:
+        if not (email and message_ids):
             return self.browse()
-        logs = self.sudo().search([("message_id", "in", message_ids)])
-        return (logs.filtered(lambda log: log.outcome == "sent") or logs)[:1]
+        logs = self.sudo().search(
+            [("message_id", "in", message_ids), ("outcome", "=", "sent")]
+        )
+        for log in logs:
+            recipients = {
+                tools.email_normalize(item)
+                for item in tools.email_split(log.recipients or "")
+            }
+            if email in recipients:
+                return log
+        for log in logs.filtered(lambda log: len(log.recipients or "") >= 490):
+            notified = (
+                self.env["mail.message"]
+                .sudo()
+                .search([("message_id", "=", log.message_id)])
+                .notification_ids.res_partner_id
+            )
+            if email in notified.mapped("email_normalized"):
+                return log
+        return self.browse()
 
     @api.model
     def _count_usage(self, starts, server_ids=None):

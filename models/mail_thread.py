@@ -9,16 +9,25 @@ _logger = logging.getLogger(__name__)
 
 
 class MailThread(models.AbstractModel):
-    """Bounces classified before core counts them.
+    """Bounces that count only when they answer a mail really sent.
 
-    Core counts every bounce against the recipient. Here the report is read
-    (``tools/bounce.py``): only a hard bounce goes through core's counting
-    (``_message_receive_bounce``, the partner's bounce counter) and, after
-    ``mail_outbound.bounce_blacklist_after`` of them, to the mass-mailing
-    blacklist; a soft or policy bounce marks the notification without
-    counting; a delayed report changes nothing but the delivery log. Every
-    report becomes an event on the delivery log line it answers, and a
-    policy bounce counts against the sending server and the alias domain.
+    Core counts every bounce against the recipient it names. Here the report
+    is read (``tools/bounce.py``) and each recipient it names is matched to
+    the delivery log: a mail with the returned Message-ID, accepted by the
+    server, sent to that recipient (``mail.delivery.log._find_sent_to``).
+    Anyone can write to a bounce address; only a matched recipient has an
+    effect, each with its own class:
+
+    * hard: core's counting (``_message_receive_bounce``, the partner's
+      bounce counter) and, after ``mail_outbound.bounce_blacklist_after`` of
+      them, the mass-mailing blacklist;
+    * soft and policy: the notification is marked, nothing is counted; a
+      policy bounce counts against the sending server and the alias domain;
+    * delayed: nothing but the event on the delivery log.
+
+    A recipient that matches no mail sent is logged and changes nothing, and
+    core is not given it to count either (``_routing_handle_bounce`` is
+    called without an address).
     """
 
     _inherit = "mail.thread"
@@ -26,88 +35,119 @@ class MailThread(models.AbstractModel):
     @api.model
     def _message_parse_extract_bounce(self, email_message, message_dict):
         values = super()._message_parse_extract_bounce(email_message, message_dict)
-        if not values.get("is_bounce"):
-            return values
-        report = bounce.parse(email_message)
-        entry = report.for_recipient(values.get("bounced_email") or "")
-        values.update(self._prepare_bounce_values(values, report, entry))
+        if values.get("is_bounce"):
+            values["bounce_report"] = bounce.parse(email_message)
         return values
 
     @api.model
-    def _prepare_bounce_values(self, values, report, entry):
-        """What the report adds to core's bounce values: the recipient and
-        the bounced message when core found none, and the classification."""
-        extra = {"bounce_report": report, "bounce_entry": entry}
-        if entry and not values.get("bounced_email"):
-            email = tools.email_normalize(entry.recipient)
-            extra["bounced_email"] = email
-            extra["bounced_partner"] = (
-                self.env["res.partner"]
-                .sudo()
-                .search([("email_normalized", "=", email)])
-                if email
-                else self.env["res.partner"].sudo()
-            )
-        if report.original_message_id and not values.get("bounced_message"):
-            extra["bounced_message"] = (
-                self.env["mail.message"]
-                .sudo()
-                .search(
-                    [("message_id", "=", report.original_message_id)],
-                    order="create_date DESC, id DESC",
-                    limit=1,
-                )
-            )
-            extra["bounced_msg_ids"] = [report.original_message_id]
-        return extra
-
-    @api.model
     def _routing_handle_bounce(self, email_message, message_dict):
-        entry = message_dict.get("bounce_entry")
-        if entry is None:
-            # not a report we can read: core's behaviour, counted as before
+        report = message_dict.get("bounce_report")
+        if report is None:
             return super()._routing_handle_bounce(email_message, message_dict)
-        self._record_bounce_event(message_dict, entry)
-        if entry.bounce_class == bounce.HARD and not entry.delayed:
-            super()._routing_handle_bounce(email_message, message_dict)
-            self._blacklist_after_hard_bounces(message_dict, entry)
-        else:
-            # core without an address: it only logs, counts nothing
-            super()._routing_handle_bounce(
-                email_message, dict(message_dict, bounced_email=False)
+        message_ids = self._get_bounce_message_ids(message_dict)
+        entries = report.recipients or self._get_unread_bounce_entries(message_dict)
+        counted = False
+        for entry in entries:
+            log = self.env["mail.delivery.log"]._find_sent_to(
+                message_ids, entry.recipient
             )
-        if entry.failed:
-            self._mark_bounced_notifications(message_dict, entry)
+            if not log:
+                _logger.info(
+                    "Bounce report %s from %s: %s (%s) matches no mail sent to it "
+                    "(Message-ID %s); ignored",
+                    message_dict.get("message_id"),
+                    message_dict.get("email_from"),
+                    entry.recipient,
+                    entry.bounce_class or entry.action or "unread",
+                    ", ".join(message_ids) or "-",
+                )
+                continue
+            entry_dict = self._prepare_bounce_entry_values(message_dict, entry, log)
+            counted |= self._handle_bounce_entry(email_message, entry_dict, entry, log)
+        if not counted:
+            # core without an address, nor a message: it logs, counts nothing
+            super()._routing_handle_bounce(
+                email_message, self._prepare_bounce_uncounted_values(message_dict)
+            )
         return None
 
     @api.model
-    def _record_bounce_event(self, message_dict, entry):
+    def _get_bounce_message_ids(self, message_dict):
+        """The Message-IDs a report carries back: the returned mail's (or
+        its headers'), and those core found."""
         report = message_dict["bounce_report"]
-        bounced_message = message_dict.get("bounced_message")
-        message_ids = [
-            report.original_message_id,
-            *(message_dict.get("bounced_msg_ids") or []),
-        ]
-        if bounced_message:
-            message_ids.append(bounced_message.message_id)
-        log = self.env["mail.delivery.log"]._find_answered_attempt(message_ids)
-        if log:
-            self.env["mail.delivery.event"]._record_bounce(log, entry)
-        else:
-            _logger.info(
-                "Bounce for %s (%s): no delivery attempt with Message-ID %s",
-                entry.recipient,
-                entry.bounce_class,
-                ", ".join(filter(None, message_ids)) or "-",
+        ids = [report.original_message_id, *(message_dict.get("bounced_msg_ids") or [])]
+        return list(dict.fromkeys(mid.strip() for mid in ids if mid))
+
+    @api.model
+    def _get_unread_bounce_entries(self, message_dict):
+        """A report the addon cannot read: the recipient core found, if any,
+        without a class (core's behaviour, once matched)."""
+        email = message_dict.get("bounced_email")
+        if not email:
+            return []
+        return [bounce.RecipientReport(email, "", "", "", "")]
+
+    @api.model
+    def _prepare_bounce_uncounted_values(self, message_dict):
+        return dict(
+            message_dict,
+            bounced_email=False,
+            bounced_partner=self.env["res.partner"],
+            bounced_message=self.env["mail.message"],
+            bounced_msg_ids=[],
+        )
+
+    @api.model
+    def _prepare_bounce_entry_values(self, message_dict, entry, log):
+        """Core's bounce values for one matched recipient of a report."""
+        email = tools.email_normalize(entry.recipient)
+        partners = (
+            self.env["res.partner"].sudo().search([("email_normalized", "=", email)])
+        )
+        bounced_message = (
+            self.env["mail.message"]
+            .sudo()
+            .search(
+                [("message_id", "=", log.message_id)],
+                order="create_date DESC, id DESC",
+                limit=1,
             )
+        )
+        return dict(
+            message_dict,
+            bounced_email=email,
+            bounced_partner=partners,
+            bounced_message=bounced_message,
+            bounced_msg_ids=[log.message_id],
+        )
+
+    @api.model
+    def _handle_bounce_entry(self, email_message, entry_dict, entry, log):
+        """The effects of one matched recipient; whether core counted it."""
+        if not entry.bounce_class and not entry.action:
+            # unread report: core's behaviour for a mail really sent
+            super()._routing_handle_bounce(email_message, entry_dict)
+            return True
+        self.env["mail.delivery.event"]._record_bounce(log, entry)
+        counted = False
+        if entry.bounce_class == bounce.HARD and not entry.delayed:
+            super()._routing_handle_bounce(email_message, entry_dict)
+            self._blacklist_after_hard_bounces(entry_dict, entry)
+            counted = True
         if entry.bounce_class == bounce.POLICY and entry.failed:
+            bounced_message = entry_dict["bounced_message"]
             alias_domain = (
                 bounced_message.record_alias_domain_id if bounced_message else False
-            ) or self._get_bounce_alias_domain(message_dict)
-            reason = bounce.describe(entry, translate=self.env._)
+            ) or self._get_bounce_alias_domain(entry_dict)
+            # what employees read: class, code and meaning, no outsider's words
+            reason = bounce.describe(entry, translate=self.env._, diagnostic=False)
             self._count_policy_bounce(log.mail_server_id, reason)
             if alias_domain:
                 self._count_policy_bounce(alias_domain, reason)
+        if entry.failed:
+            self._mark_bounced_notifications(entry_dict, entry)
+        return counted
 
     @api.model
     def _count_policy_bounce(self, records, reason):
@@ -146,14 +186,13 @@ class MailThread(models.AbstractModel):
 
     @api.model
     def _mark_bounced_notifications(self, message_dict, entry):
-        """The red envelope: the class and the diagnostic in plain words,
-        then the report itself as core keeps it."""
+        """The red envelope: the class, the code and their meaning. The
+        receiving server's own words stay on the delivery log, for
+        administrators: whoever wrote the report wrote them."""
         partners = message_dict.get("bounced_partner")
         bounced_message = message_dict.get("bounced_message")
         if not (partners and bounced_message):
             return
-        reason = bounce.describe(entry, translate=self.env._)
-        report = tools.html2plaintext(message_dict.get("body") or "").strip()
         self.env["mail.notification"].sudo().search(
             [
                 ("mail_message_id", "=", bounced_message.id),
@@ -162,7 +201,9 @@ class MailThread(models.AbstractModel):
         ).write(
             {
                 "failure_type": "mail_bounce",
-                "failure_reason": f"{reason}\n\n{report}" if report else reason,
+                "failure_reason": bounce.describe(
+                    entry, translate=self.env._, diagnostic=False
+                ),
                 "notification_status": "bounce",
             }
         )
@@ -187,6 +228,8 @@ class MailThread(models.AbstractModel):
                 message=self.env._(
                     "Blacklisted after %(count)s hard bounces. Last one: %(reason)s",
                     count=limit,
-                    reason=bounce.describe(entry, translate=self.env._),
+                    reason=bounce.describe(
+                        entry, translate=self.env._, diagnostic=False
+                    ),
                 ),
             )

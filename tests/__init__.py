@@ -1,5 +1,6 @@
 from . import test_coexistence
 from . import test_bounce
+from . import test_bounce_matching
 from . import test_company_servers
 from . import test_connection_test
 from . import test_delivery

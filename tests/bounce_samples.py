@@ -166,3 +166,90 @@ def exim(
         + _original(original_from, recipient, message_id)
         + "\r\nHello\r\n"
     )
+
+
+def postfix(bounce_to, failures, message_id, original_from="sales@company-a.example"):
+    """Postfix 3.7's "Undelivered Mail Returned to Sender": one report for
+    several recipients, one block each. ``failures``: ``(recipient, status,
+    reply)`` tuples, e.g. ``("gone@x.example", "5.1.1", "550 5.1.1 <gone@
+    x.example>: Recipient address rejected: User unknown")``."""
+    boundary = "4B2F81A0C3.1795082400/mx.relay.example"
+    notes = "".join(
+        f"<{rcpt}>: host mx.dest.example[192.0.2.25] said: {reply} (in reply to "
+        "RCPT TO command)\r\n\r\n"
+        for rcpt, _status, reply in failures
+    )
+    blocks = "".join(
+        f"Final-Recipient: rfc822; {rcpt}\r\n"
+        f"Original-Recipient: rfc822;{rcpt}\r\n"
+        "Action: failed\r\n"
+        f"Status: {status}\r\n"
+        "Remote-MTA: dns; mx.dest.example\r\n"
+        f"Diagnostic-Code: smtp; {reply}\r\n\r\n"
+        for rcpt, status, reply in failures
+    )
+    return (
+        _headers(
+            "MAILER-DAEMON@mx.relay.example (Mail Delivery System)",
+            bounce_to,
+            "Undelivered Mail Returned to Sender",
+            "Auto-Submitted: auto-replied\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+            f'\tboundary="{boundary}"\r\n'
+            "Content-Transfer-Encoding: 8bit\r\n",
+        )
+        + "\r\nThis is a MIME-encapsulated message.\r\n\r\n"
+        f"--{boundary}\r\n"
+        "Content-Description: Notification\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "This is the mail system at host mx.relay.example.\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients. It's attached below.\r\n\r\n"
+        "                   The mail system\r\n\r\n" + notes + f"--{boundary}\r\n"
+        "Content-Description: Delivery report\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.relay.example\r\n"
+        "X-Postfix-Queue-ID: 4B2F81A0C3\r\n"
+        f"X-Postfix-Sender: rfc822; {bounce_to}\r\n"
+        "Arrival-Date: Tue, 24 Nov 2026 09:59:00 +0000 (UTC)\r\n\r\n"
+        + blocks
+        + f"--{boundary}\r\n"
+        "Content-Description: Undelivered Message\r\n"
+        "Content-Type: message/rfc822\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        + _original(original_from, ", ".join(f[0] for f in failures), message_id)
+        + "\r\nHello\r\n\r\n"
+        f"--{boundary}--\r\n"
+    )
+
+
+def qmail(
+    bounce_to, recipient, message_id, reply="Sorry, no mailbox here by that name."
+):
+    """qmail's plain-text QSBMF report, from MAILER-DAEMON@; only
+    flufl.bounce's detectors read it."""
+    return (
+        _headers(
+            "MAILER-DAEMON@mx.qmail.example",
+            bounce_to,
+            "failure notice",
+            "Content-Type: text/plain; charset=us-ascii\r\n",
+        )
+        + "\r\nHi. This is the qmail-send program at mx.qmail.example.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following "
+        "addresses.\r\nThis is a permanent error; I've given up. Sorry it "
+        "didn't work out.\r\n\r\n"
+        f"<{recipient}>:\r\n{reply} (#5.1.1)\r\n\r\n"
+        "--- Below this line is a copy of the message.\r\n\r\n"
+        + _original("sales@company-a.example", recipient, message_id)
+        + "\r\nHello\r\n"
+    )
+
+
+def original_recipient_only(to, recipient, message_id, **values):
+    """A Gmail-shaped report naming the recipient only in
+    ``Original-Recipient`` (core reads only ``Final-Recipient``)."""
+    return gmail(to, recipient, message_id, **values).replace(
+        "Final-Recipient:", "Original-Recipient:"
+    )

@@ -1,8 +1,12 @@
 """Bounce classification: hard, soft, policy, from real report shapes."""
 
+import time
+
 import bounce_samples
+import dsn
 import pytest
 
+from mail_outbound_tools import bounce
 from mail_outbound_tools.bounce import (
     HARD,
     POLICY,
@@ -229,11 +233,12 @@ def test_several_recipients_each_classified():
             RecipientReport("a@b", "failed", "5.1.1", "550 5.1.1 nope", HARD),
             "Hard bounce: the address does not exist or cannot receive mail "
             "(5.1.1: the mailbox does not exist). It counts against the "
-            "recipient. The receiving server said: 550 5.1.1 nope",
+            'recipient. The receiving server said: "550 5.1.1 nope"',
         ),
         (
             RecipientReport("a@b", "delayed", "4.4.1", "", SOFT),
-            "Delivery delayed: the receiving server keeps trying (4.4.1). "
+            "Delivery delayed: the receiving server keeps trying (4.4.1: the "
+            "receiving server did not answer). "
             "Nothing has failed yet.",
         ),
         (
@@ -255,7 +260,9 @@ def test_describe_translates_templates_and_fills_after():
     text = describe(entry, translate=lambda source: "[ro] " + source)
     assert text.startswith("[ro] Soft bounce")
     assert "(5.2.2: [ro] the mailbox is full)" in text
-    assert text.endswith("[ro] The receiving server said: full")
+    assert text.endswith('[ro] The receiving server said: "full"')
+    # what employees read: no word of the outsider's
+    assert 'full"' not in describe(entry, diagnostic=False)
 
 
 def test_a_detector_crash_is_no_report(monkeypatch, caplog):
@@ -270,3 +277,113 @@ def test_a_detector_crash_is_no_report(monkeypatch, caplog):
     assert "flufl.bounce could not read a report" in caplog.text
     # RFC 3464 reports do not need the detectors
     assert parse(bounce_samples.gmail(BOUNCE, "a@b.example", MSGID)).recipients
+
+
+@pytest.mark.parametrize(
+    "status,words",
+    [
+        ("5.3.4", "the message is too large for the receiving server"),
+        ("5.2.3", "the message is too large for the recipient"),
+        ("4.4.1", "the receiving server did not answer"),
+        ("5.4.6", "routing loop"),
+        ("4.7.0", "a security or policy refusal"),
+        ("5.7.26", "SPF, DKIM, DMARC"),
+        ("5.7.708", "not trusted"),
+    ],
+)
+def test_every_class_explained_by_its_own_code(status, words):
+    entry = RecipientReport("a@b", "failed", status, "", classify("failed", status, ""))
+    text = describe(entry)
+    assert f"({status}: " in text and words in text
+    # a size refusal is no full mailbox nor a temporary problem
+    assert "mailbox is full" not in text and "temporary" not in text
+
+
+def test_every_rfc3463_detail_has_words():
+    # RFC 3463's subjects and their details (X.1.5 is a success: no words)
+    for subject, last in (
+        ("1", 8),
+        ("2", 4),
+        ("3", 5),
+        ("4", 7),
+        ("5", 5),
+        ("6", 5),
+        ("7", 8),
+    ):
+        for detail in range(last + 1):
+            if (subject, detail) != ("1", 5):
+                assert bounce.status_text(f"5.{subject}.{detail}"), (subject, detail)
+    assert bounce.status_text("5.0.0")
+
+
+def _text_mail(sender, size, parts=1):
+    line = "short line of text\n"
+    if parts == 1:
+        return (
+            f"From: {sender}\nTo: someone@example.com\nSubject: x\n\n"
+            + line * (size // len(line))
+        ).encode()
+    body = "".join(f"--b\nContent-Type: text/plain\n\npart {n}\n" for n in range(parts))
+    return (
+        f"From: {sender}\nTo: someone@example.com\nSubject: x\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n'
+        f"{body}--b--\n"
+    ).encode()
+
+
+def test_cost_is_bounded_before_any_detector(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        bounce, "all_failures", lambda message: calls.append(1) or ((), ())
+    )
+    # a 10 MB text mail and 20,000 parts: the detectors never run
+    for raw in (
+        _text_mail("MAILER-DAEMON@mx.example", 10 * 1024 * 1024),
+        _text_mail("MAILER-DAEMON@mx.example", 0, parts=20_000),
+    ):
+        message = bounce._message_from(raw)
+        start = time.process_time()
+        report = parse(message)
+        assert time.process_time() - start < 0.5
+        assert report.recipients == ()
+    assert calls == []
+    assert parse(_text_mail("x@y", 0, parts=20_000)).source == "too_large"
+    # a small plain report still goes through them
+    parse(bounce_samples.exim(BOUNCE, "a@b.example", MSGID))
+    assert calls == [1]
+
+
+def test_a_large_returned_copy_is_read_for_its_message_id_only():
+    raw = bounce_samples.gmail(BOUNCE, "a@b.example", MSGID).replace(
+        "\r\nHello\r\n", "\r\n" + "x" * 76 + "\r\n" * 1 + ("y" * 76 + "\r\n") * 40000
+    )
+    report = parse(raw.encode())
+    assert report.original_message_id == MSGID
+    assert [e.recipient for e in report.recipients] == ["a@b.example"]
+
+
+# Reports written by a real Postfix 3.7 (tests/dsn/capture_postfix.py)
+POSTFIX = [
+    ("two-recipients", "fullbox@dest.example", "5.2.2", SOFT, "the mailbox is full"),
+    ("two-recipients", "gone@dest.example", "5.1.1", HARD, "does not exist"),
+    ("too-large", "big@dest.example", "5.3.4", SOFT, "too large"),
+    ("policy", "policy@dest.example", "5.7.26", POLICY, "SPF, DKIM, DMARC"),
+    ("no-domain", "nobody@dest.example", "5.1.2", HARD, "domain does not exist"),
+]
+
+
+@pytest.mark.parametrize("case,recipient,status,klass,words", POSTFIX)
+def test_real_postfix_reports(case, recipient, status, klass, words):
+    report = parse(dsn.report(case))
+    assert report.source == "dsn"
+    assert report.original_message_id == dsn.captured_message_id(case)
+    assert [e.recipient for e in report.recipients] == list(
+        dsn.CAPTURED_RECIPIENTS[case]
+    )
+    entry = report.for_recipient(recipient)
+    assert (entry.status, entry.bounce_class, entry.action) == (status, klass, "failed")
+    text = describe(entry, diagnostic=False)
+    assert f"({status}: " in text and words in text
+    assert entry.diagnostic[:3].isdigit()  # the reply, without "smtp;"
+    if case == "too-large":
+        assert "mailbox is full" not in describe(entry)
