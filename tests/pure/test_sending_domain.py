@@ -229,6 +229,8 @@ def test_dmarc_at_organizational_domain(dns_server):
         "adkim": "s",
         "aspf": "r",
         "found_at": "example.co.uk",
+        "p": "none",
+        "sp": "reject",
     }
     assert "organizational domain" in check.detail
 
