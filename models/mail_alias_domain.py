@@ -97,9 +97,7 @@ class MailAliasDomain(models.Model):
             "too_long": _("a domain name has at most 253 characters"),
             "label_too_long": _("each part between dots has at most 63 characters"),
             "empty_label": _("two dots follow each other"),
-            "bad_label": _(
-                "use letters, digits and hyphens (accented letters are fine)"
-            ),
+            "bad_label": _("use letters, digits and hyphens"),
         }
         for domain in self:
             try:

@@ -23,10 +23,10 @@ class MailOutboundDmarcPolicy(models.Model):
     name = fields.Char("Domain", required=True, index=True)
     found = fields.Boolean("Record Found")
     found_at = fields.Char("Record Of")
-    policy_p = fields.Char("p")
-    policy_sp = fields.Char("sp")
-    adkim = fields.Char()
-    aspf = fields.Char()
+    policy_p = fields.Char("Policy (p)")
+    policy_sp = fields.Char("Subdomain Policy (sp)")
+    adkim = fields.Char("DKIM Alignment")
+    aspf = fields.Char("SPF Alignment")
     checked_at = fields.Datetime("Looked Up On", help="The last look-up DNS answered.")
     stale = fields.Boolean(
         help="The last look-up got no answer from DNS: the policy shown is "
