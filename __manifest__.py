@@ -1,6 +1,6 @@
 {
     "name": "Mail Outbound",
-    "version": "18.0.1.3.0",
+    "version": "18.0.1.5.0",
     "category": "Productivity/Discuss",
     "summary": "Exact, explained and reliable outgoing email: documented server "
     "routing, FROM filters, alias domains, delivery diagnosis",

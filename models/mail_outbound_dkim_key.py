@@ -60,7 +60,13 @@ class MailOutboundDkimKey(models.Model):
         copy=False,
     )
     record_name = fields.Char("DNS Name", compute="_compute_record")
-    record_value = fields.Text("TXT Value", compute="_compute_record")
+    record_value = fields.Text("TXT Value (one string)", compute="_compute_record")
+    record_txt = fields.Text(
+        "TXT Value",
+        compute="_compute_record",
+        help="The value in strings of at most 255 characters, as DNS requires "
+        "(RFC 1035); DNS joins them back into one.",
+    )
     zone_line = fields.Text("Zone File Line", compute="_compute_record")
     check_detail = fields.Text("Last Check", readonly=True, copy=False)
     checked_at = fields.Datetime("Checked On", readonly=True, copy=False)
@@ -80,6 +86,13 @@ class MailOutboundDkimKey(models.Model):
             key.record_name = dns_check.dkim_record_name(key.selector or "", domain)
             key.record_value = (
                 dkim_sign.txt_record(key.public_key, key.algorithm)
+                if key.public_key
+                else ""
+            )
+            key.record_txt = (
+                dns_check.zone_txt_line(key.record_name, key.record_value).split(
+                    " IN TXT ", 1
+                )[1]
                 if key.public_key
                 else ""
             )
@@ -246,6 +259,10 @@ class MailOutboundDkimKey(models.Model):
                 check = dns_check.Check(
                     "dkim", key.record_name, dns_check.ERROR, str(error)
                 )
+                # an outage says nothing about the record: the state stays
+                key.write({"check_detail": check.detail})
+                results[key.id] = check
+                continue
             values = {"check_detail": check.detail, "checked_at": fields.Datetime.now()}
             if key.state == "draft" and check.status == dns_check.OK:
                 values["state"] = "published"

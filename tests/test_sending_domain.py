@@ -451,6 +451,7 @@ class TestSendingDomain(MailOutboundDnsCase):
             line for line in str(refusal.exception).splitlines() if " IN TXT " in line
         )
         self.assertIn('" "', line)
+        self.assertIn(key.record_txt, line)  # the key form shows it split too
         # published exactly as offered, signing can be enabled
         self.publish(
             f"{DOMAIN}. 300 IN MX 10 mx.{DOMAIN}.",
