@@ -81,6 +81,7 @@ class TestCompanyIsolation(MailOutboundCase, HttpCase):
         self.assertRefused(Key, "write", self.key_a.ids, {"selector": "stolen"})
         self.assertRefused(Key, "unlink", self.key_a.ids)
         self.assertRefused(Key, "action_enable", self.key_a.ids)
+        self.assertRefused(Key, "create", {"alias_domain_id": self.domain_a.id})
         self.assertTrue(self.key_a.exists())
         # its own company's key: readable by its system administrator
         (own,) = self.call(Key, "read", self.key_b.ids, ["private_key"])
