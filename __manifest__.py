@@ -1,6 +1,6 @@
 {
     "name": "Mail Outbound",
-    "version": "18.0.1.4.0",
+    "version": "18.0.1.5.0",
     "category": "Productivity/Discuss",
     "summary": "Exact, explained and reliable outgoing email: documented server "
     "routing, FROM filters, alias domains, delivery diagnosis",
@@ -26,6 +26,7 @@
         "security/ir.model.access.csv",
         "security/mail_delivery_log_security.xml",
         "security/mail_delivery_event_security.xml",
+        "security/mail_alias_domain_security.xml",
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "data/mail_alias_domain_data.xml",

@@ -23,6 +23,7 @@ from . import mail_mail_coexistence
 
 from . import mail_notification
 from . import mail_outbound_dkim_key
+from . import mail_outbound_dmarc_policy
 from . import mail_outbound_domain_check
 from . import mail_outbound_handover
 from . import mail_outbound_provider_preset

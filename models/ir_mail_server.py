@@ -405,6 +405,7 @@ class IrMailServer(models.Model):
             raise AccessError(
                 _("Only system administrators can test outgoing mail servers.")
             )
+        self.check_access("write")
         return {
             "type": "ir.actions.act_window",
             "name": _("Test Connection: %(server)s", server=self.name),

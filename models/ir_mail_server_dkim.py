@@ -30,7 +30,12 @@ class IrMailServer(models.Model):
         user, sent through this server, would be refused under p=reject."""
         self.ensure_one()
         AliasDomain = self.env["mail.alias.domain"].sudo()
-        senders = [(d.default_from_email, d) for d in AliasDomain.search([])]
+        # the current user's companies' domains and the shared ones only
+        companies = self.env.companies
+        domains = AliasDomain.search([]).filtered(
+            lambda d: not d.company_ids or d.company_ids & companies
+        )
+        senders = [(d.default_from_email, d) for d in domains]
         if self.env.user.email:
             senders.append((self.env.user.email, self.env.company.alias_domain_id))
         texts = []

@@ -277,6 +277,8 @@ class IrMailServer(models.Model):
             raise AccessError(
                 _("Only system administrators can act on outgoing mail servers.")
             )
+        # another company's server: refused before anything is reset or sent
+        self.check_access("write")
 
     def action_reset_circuit(self):
         """Forget the failures: the server is used again at the next send."""

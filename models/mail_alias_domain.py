@@ -8,6 +8,7 @@ from ..tools import addresses, dmarc, dns_check, readiness
 _logger = logging.getLogger(__name__)
 
 _SEVERITY = {"ok": 0, "warning": 1, "error": 2}
+_KIND_ORDER = {"mx": 0, "spf": 1, "dkim": 2, "dmarc": 3}
 
 
 class MailAliasDomain(models.Model):
@@ -44,7 +45,19 @@ class MailAliasDomain(models.Model):
         readonly=True,
         copy=False,
     )
-    readiness_checked_at = fields.Datetime("DNS Checked On", readonly=True, copy=False)
+    readiness_checked_at = fields.Datetime(
+        "DNS Checked On",
+        readonly=True,
+        copy=False,
+        help="The last check DNS answered in full.",
+    )
+    readiness_stale = fields.Boolean(
+        "DNS Did Not Answer",
+        readonly=True,
+        copy=False,
+        help="The last check got no answer from DNS for some records: their "
+        "results are those of the check before, marked stale.",
+    )
     dmarc_policy = fields.Selection(
         [("none", "none"), ("quarantine", "quarantine"), ("reject", "reject")],
         "DMARC Policy",
@@ -60,6 +73,12 @@ class MailAliasDomain(models.Model):
         [("r", "Relaxed"), ("s", "Strict")], "SPF Alignment", readonly=True
     )
     dmarc_found_at = fields.Char("DMARC Record Of", readonly=True)
+    dmarc_sp = fields.Selection(
+        [("none", "none"), ("quarantine", "quarantine"), ("reject", "reject")],
+        "DMARC Subdomain Policy",
+        readonly=True,
+        copy=False,
+    )
 
     policy_bounce_count = fields.Integer(
         "Policy Bounces",
@@ -69,6 +88,28 @@ class MailAliasDomain(models.Model):
         "domain's DNS records and the sending servers.",
     )
     last_policy_bounce = fields.Char(readonly=True)
+
+    @api.constrains("name")
+    def _check_name_dns(self):
+        """The name is looked up in DNS: it must be a DNS domain name."""
+        messages = {
+            "empty": _("type a domain name"),
+            "too_long": _("a domain name has at most 253 characters"),
+            "label_too_long": _("each part between dots has at most 63 characters"),
+            "empty_label": _("two dots follow each other"),
+            "bad_label": _("use letters, digits and hyphens"),
+        }
+        for domain in self:
+            try:
+                addresses.check_domain_name(domain.name)
+            except addresses.DomainNameError as error:
+                raise ValidationError(
+                    _(
+                        "Alias domain %(name)s is not a DNS domain name: %(problem)s.",
+                        name=(domain.name or "")[:80],
+                        problem=messages[error.problem],
+                    )
+                ) from None
 
     @api.model
     def _check_default_from_value(self, value):
@@ -103,11 +144,30 @@ class MailAliasDomain(models.Model):
         return result
 
     # -- readiness --------------------------------------------------------
+    def _check_company_access(self):
+        """AccessError unless every domain is shared (no company) or one of
+        the current user's companies is on it; called before any side effect."""
+        if self.env.su:
+            return
+        companies = self.env.companies
+        foreign = self.sudo().filtered(
+            lambda d: d.company_ids and not d.company_ids & companies
+        )
+        if foreign:
+            raise AccessError(
+                _(
+                    "%(domains)s: this alias domain belongs to companies you "
+                    "cannot act for.",
+                    domains=", ".join(foreign.mapped("name")),
+                )
+            )
+
     def action_check_readiness(self):
         if not self.env.is_system():
             raise AccessError(
                 _("Only system administrators can check sending domains.")
             )
+        self._check_company_access()
         self._check_readiness()
         return True
 
@@ -116,6 +176,7 @@ class MailAliasDomain(models.Model):
         self.ensure_one()
         if not self.env.is_system():
             raise AccessError(_("Only system administrators can manage DKIM keys."))
+        self._check_company_access()
         key = self.env["mail.outbound.dkim.key"].create({"alias_domain_id": self.id})
         return {
             "type": "ir.actions.act_window",
@@ -129,6 +190,7 @@ class MailAliasDomain(models.Model):
             raise AccessError(
                 _("Only system administrators can check sending domains.")
             )
+        self._check_company_access()
         for domain in self:
             self.env["mail.outbound.sending.address"]._refresh(domain)
         return True
@@ -143,6 +205,28 @@ class MailAliasDomain(models.Model):
     @api.model
     def _cron_check_readiness(self):
         self.search([])._check_readiness()
+        # the From domains a server form warns about: looked up here, so
+        # that forms read stored policies and never wait for DNS
+        self.env["mail.outbound.dmarc.policy"]._refresh(self._get_watched_domains())
+
+    @api.model
+    def _get_watched_domains(self):
+        """Domains of the default Froms, of internal users' addresses and of
+        the policies already stored (kept fresh)."""
+        emails = self.sudo().search([]).mapped("default_from_email")
+        emails += (
+            self.env["res.users"]
+            .sudo()
+            .with_context(active_test=False)  # OdooBot sends too
+            .search([("share", "=", False), ("email", "!=", False)])
+            .mapped("email")
+        )
+        domains = {addresses.address_domain_key(email) for email in emails if email}
+        domains |= set(
+            self.env["mail.outbound.dmarc.policy"].sudo().search([]).mapped("name")
+        )
+        domains -= set(self.sudo().search([]).mapped("name"))
+        return sorted(d for d in domains if d)
 
     @api.model
     def _get_dns_resolver(self, timeout=dns_check.TIMEOUT):
@@ -157,9 +241,9 @@ class MailAliasDomain(models.Model):
         self.ensure_one()
         IrMailServer = self.env["ir.mail_server"].sudo()
         address = self.bounce_email or f"{self.bounce_alias or 'bounce'}@{self.name}"
+        # the routing's matcher (IDN, trailing dot), not core's _match_from_filter
         return IrMailServer.search([]).filtered(
-            lambda s: not s.from_filter
-            or IrMailServer._match_from_filter(address, s.from_filter)
+            lambda s: addresses.parse_filter(s.from_filter or "").allows(address)
         )
 
     def _prepare_readiness_senders(self, resolver):
@@ -186,47 +270,98 @@ class MailAliasDomain(models.Model):
         return senders
 
     def _check_readiness(self):
-        Check = self.env["mail.outbound.domain.check"].sudo()
         resolver = self._get_dns_resolver()
         for domain in self.sudo():
-            senders = domain._prepare_readiness_senders(resolver)
-            keys = domain.dkim_key_ids.filtered(lambda k: k.state != "retired")
-            checks = readiness.check_domain(
-                resolver,
-                domain.name,
-                [sender for _server, sender in senders],
-                [(k.selector, k.record_value) for k in keys],
-                [a for a in (domain.catchall_email, domain.bounce_email) if a],
-            )
-            servers = {sender[0]: server for server, sender in senders}
-            domain.readiness_check_ids.unlink()
-            Check.create(
-                [
-                    domain._prepare_check_values(index, check, servers)
-                    for index, check in enumerate(checks)
-                ]
-            )
-            worst = max((_SEVERITY[c.status] for c in checks), default=0)
-            policy = next((c.data for c in checks if c.kind == "dmarc" and c.data), {})
-            domain.write(
+            try:
+                with self.env.cr.savepoint():
+                    domain._check_readiness_one(resolver)
+            except Exception:  # noqa: BLE001 - one bad domain never stops the others
+                _logger.exception(
+                    "Sending readiness of alias domain %s could not be checked",
+                    domain.id,
+                )
+
+    def _check_readiness_one(self, resolver):
+        self.ensure_one()
+        now = fields.Datetime.now()
+        senders = self._prepare_readiness_senders(resolver)
+        keys = self.dkim_key_ids.filtered(lambda k: k.state != "retired")
+        checks = readiness.check_domain(
+            resolver,
+            self.name,
+            [sender for _server, sender in senders],
+            [(k.selector, k.record_value) for k in keys],
+            [a for a in (self.catchall_email, self.bounce_email) if a],
+        )
+        servers = {sender[0]: server for server, sender in senders}
+        silent = {c.kind for c in checks if c.data.get("dns_error")}
+        old = self.readiness_check_ids
+        # an outage keeps the last answered results of its kind, marked stale
+        kept = old.filtered(lambda c: c.kind in silent and not c.no_answer)
+        (old - kept).unlink()
+        kept.write({"stale": True})
+        self.env["mail.outbound.domain.check"].sudo().create(
+            [
+                self._prepare_check_values(index, check, servers, now)
+                for index, check in enumerate(checks)
+            ]
+        )
+        results = [c for c in checks if not c.data.get("dns_error")]
+        results += [c for c in kept]
+        severities = [_SEVERITY[c.status] for c in results]
+        if {c.kind for c in checks if c.data.get("dns_error")} - set(
+            kept.mapped("kind")
+        ):
+            severities.append(_SEVERITY["error"])  # nothing to fall back on
+        worst = max(severities, default=0)
+        values = {
+            "readiness_state": {0: "ok", 1: "warning", 2: "error"}[worst],
+            "readiness_stale": bool(silent),
+        }
+        if not silent:
+            values["readiness_checked_at"] = now
+        if "dmarc" not in silent:
+            policy = next((c.data for c in checks if c.kind == "dmarc"), {})
+            values.update(
                 {
-                    "readiness_state": {0: "ok", 1: "warning", 2: "error"}[worst],
-                    "readiness_checked_at": fields.Datetime.now(),
                     "dmarc_policy": policy.get("policy") or False,
+                    "dmarc_sp": policy.get("sp") or False,
                     "dmarc_adkim": policy.get("adkim") or False,
                     "dmarc_aspf": policy.get("aspf") or False,
                     "dmarc_found_at": policy.get("found_at") or False,
                 }
             )
+            if not any(c.data.get("invalid_name") for c in checks):
+                self.env["mail.outbound.dmarc.policy"]._store(
+                    addresses.domain_key(self.name),
+                    dmarc.Policy(
+                        domain=policy["found_at"],
+                        p=policy["p"],
+                        sp=policy.get("sp") or "",
+                        adkim=policy["adkim"],
+                        aspf=policy["aspf"],
+                    )
+                    if policy.get("p")
+                    else None,
+                )
+        else:
+            self.env["mail.outbound.dmarc.policy"]._store(
+                addresses.domain_key(self.name), answered=False
+            )
+        self.write(values)
+        if "dkim" not in silent:
             keys.filtered(
                 lambda k: k.state in ("draft", "published")
             )._check_published()
 
-    def _prepare_check_values(self, index, check, servers):
+    def _prepare_check_values(self, index, check, servers, checked_at=False):
         server = servers.get(check.subject) if check.kind == "spf" else None
         return {
+            "checked_at": checked_at,
+            "no_answer": bool(check.data.get("dns_error")),
             "alias_domain_id": self.id,
-            "sequence": index,
+            # kinds in the order fixed; a stale line kept keeps its place
+            "sequence": _KIND_ORDER.get(check.kind, 9) * 1000 + index,
             "kind": check.kind,
             "subject": check.subject,
             "mail_server_id": server.id if server else False,
@@ -237,61 +372,117 @@ class MailAliasDomain(models.Model):
         }
 
     # -- DMARC --------------------------------------------------------------
+    # Everything below reads stored results (the Readiness tab, the stored
+    # DMARC policies): it runs in form computes, which never ask DNS.
     @api.model
     def _get_dmarc_policy(self, from_domain):
-        """The DMARC policy of ``from_domain``: the last check's for an alias
-        domain, else looked up now. None without a record or an answer."""
-        from_domain = (from_domain or "").lower()
-        own = self.sudo().search([("name", "=", from_domain)], limit=1)
-        if own.readiness_checked_at:
-            if not own.dmarc_policy:
-                return None
-            return dmarc.Policy(
-                domain=own.dmarc_found_at or from_domain,
-                p=own.dmarc_policy,
-                adkim=own.dmarc_adkim or "r",
-                aspf=own.dmarc_aspf or "r",
+        """The stored DMARC policy of ``from_domain`` (None without a record
+        or never looked up)."""
+        return self.env["mail.outbound.dmarc.policy"]._get_policy(from_domain)[0]
+
+    def _get_readiness_lines(self, kind):
+        self.ensure_one()
+        return self.sudo().readiness_check_ids.filtered(
+            lambda c: c.kind == kind and not c.no_answer
+        )
+
+    @api.model
+    def _get_spf_readiness(self, envelope_from, server=None):
+        """``(passes, note)``: does the Readiness tab of the envelope's alias
+        domain say SPF passes for ``server`` (None: odoo-bin's server)?"""
+        domain = addresses.address_domain_key(envelope_from or "")
+        alias = (
+            self.sudo().search([("name", "=ilike", domain)], limit=1)
+            if domain
+            else None
+        )
+        if not alias or not alias.readiness_check_ids:
+            return False, _(
+                "SPF of %(domain)s not checked (Check DNS on its alias domain).",
+                domain=domain or "-",
             )
-        if not from_domain:
-            return None
-        try:
-            # shown on forms: a slow DNS must not hold the screen long
-            return dmarc.lookup(self._get_dns_resolver(timeout=2), from_domain)
-        except dns_check.DnsError:
-            _logger.info("DMARC of %s: DNS did not answer", from_domain)
-            return None
+        lines = alias._get_readiness_lines("spf")
+        record = lines.filtered(lambda c: not c.result and not c.mail_server_id)
+        if not record or any(c.status == "error" for c in record):
+            return False, _(
+                "SPF of %(domain)s fails on the Readiness tab: %(detail)s",
+                domain=alias.name,
+                detail=record[:1].detail or _("no answer"),
+            )
+        evaluated = lines.filtered(
+            lambda c: c.result
+            and (c.mail_server_id == server if server else not c.mail_server_id)
+        )
+        if not evaluated:
+            return False, _(
+                "SPF of %(domain)s was not evaluated for this server on the "
+                "Readiness tab.",
+                domain=alias.name,
+            )
+        failed = evaluated.filtered(lambda c: c.result != "pass")
+        if failed:
+            return False, _(
+                "SPF %(result)s for this server on the Readiness tab of %(domain)s.",
+                result=failed[0].result,
+                domain=alias.name,
+            )
+        return True, ""
+
+    @api.model
+    def _get_dkim_readiness(self, keys):
+        """``(passes, note)``: are the signing ``keys`` found in DNS as the
+        Readiness tab last saw them?"""
+        if not keys:
+            return False, ""
+        for key in keys.sudo():
+            lines = key.alias_domain_id._get_readiness_lines("dkim").filtered(
+                lambda c, key=key: c.subject == key.record_name
+            )
+            if all(line.status == "ok" for line in lines):
+                return True, ""
+        return False, _(
+            "The DKIM key of %(domain)s is not found in DNS on the Readiness tab.",
+            domain=keys[:1].sudo().alias_domain_id.name,
+        )
 
     @api.model
     def _get_dmarc_verdict(self, header_from, envelope_from, server=None):
         """The alignment verdict of a mail leaving with these addresses."""
-        address = tools.email_normalize(header_from or "") or ""
-        policy = self._get_dmarc_policy(dmarc._domain(address))
-        key = self.env["mail.outbound.dkim.key"]._get_signing_key(address)
-        spf_pass = True
-        if server:
-            # the last readiness check's SPF result for this server, if any
-            results = (
-                self.env["mail.outbound.domain.check"]
-                .sudo()
-                .search(
-                    [
-                        ("mail_server_id", "in", server.ids),
-                        ("kind", "=", "spf"),
-                        ("result", "!=", False),
-                    ]
-                )
-            )
-            spf_pass = not results or all(r.result == "pass" for r in results)
-        return dmarc.verdict(
-            address,
-            envelope_from,
-            key[:1].alias_domain_id.name if key else "",
-            policy,
-            spf_pass=spf_pass,
-        )
+        return self._get_dmarc_assessment(header_from, envelope_from, server)[0]
 
     @api.model
-    def _explain_dmarc_verdict(self, verdict, envelope_from, dkim_domain=""):
+    def _get_dmarc_assessment(self, header_from, envelope_from, server=None):
+        """``(verdict, notes, policy known)`` from the stored results."""
+        address = tools.email_normalize(header_from or "") or ""
+        from_domain = dmarc._domain(address)
+        policy, row = self.env["mail.outbound.dmarc.policy"]._get_policy(from_domain)
+        keys = self.env["mail.outbound.dkim.key"]._get_signing_key(address)
+        spf_pass, spf_note = self._get_spf_readiness(envelope_from, server)
+        dkim_pass, dkim_note = self._get_dkim_readiness(keys)
+        verdict = dmarc.verdict(
+            address,
+            envelope_from,
+            keys[:1].sudo().alias_domain_id.name if keys else "",
+            policy,
+            spf_pass=spf_pass,
+            dkim_pass=dkim_pass,
+        )
+        notes = [note for note in (spf_note, dkim_note) if note]
+        if row.stale:
+            notes.append(
+                _(
+                    "DNS did not answer at the last look-up of %(domain)s: "
+                    "policy as found on %(date)s.",
+                    domain=row.name,
+                    date=row.checked_at,
+                )
+            )
+        return verdict, notes, bool(row)
+
+    @api.model
+    def _explain_dmarc_verdict(
+        self, verdict, envelope_from, dkim_domain="", notes=(), known=True
+    ):
         """One paragraph for an administrator: aligned or not, and what follows."""
         yes, no = _("yes"), _("no")
         text = _(
@@ -305,8 +496,20 @@ class MailAliasDomain(models.Model):
             if dkim_domain
             else _("not signed by Odoo"),
         )
+        text = " ".join([text, *notes])
         if verdict.dmarc_pass:
             return text + " " + _("DMARC would pass.")
+        if not known:
+            return (
+                text
+                + " "
+                + _(
+                    "DMARC would fail; the DMARC policy of %(domain)s has not "
+                    "been looked up yet (the daily check, or Look Up DMARC in "
+                    "the Routing Preview).",
+                    domain=verdict.from_domain,
+                )
+            )
         if not verdict.policy:
             return (
                 text
@@ -344,9 +547,15 @@ class MailAliasDomain(models.Model):
         """``(text, would be rejected)`` for a From, envelope and server."""
         if not header_from:
             return "", False
-        verdict = self._get_dmarc_verdict(header_from, envelope_from, server)
+        verdict, notes, known = self._get_dmarc_assessment(
+            header_from, envelope_from, server
+        )
         key = self.env["mail.outbound.dkim.key"]._get_signing_key(header_from)
         text = self._explain_dmarc_verdict(
-            verdict, envelope_from, key[:1].alias_domain_id.name if key else ""
+            verdict,
+            envelope_from,
+            key[:1].sudo().alias_domain_id.name if key else "",
+            notes=notes,
+            known=known,
         )
         return text, verdict.rejected

@@ -30,7 +30,9 @@ class MailOutboundDkimKey(models.Model):
     )
     selector = fields.Char(
         required=True,
-        default=lambda self: "odoo" + fields.Date.context_today(self).strftime("%Y%m"),
+        default=lambda self: self._get_free_selector(
+            self.env.context.get("default_alias_domain_id")
+        ),
         help="The name under which the key is published: "
         "<selector>._domainkey.<domain>. A new key needs a new selector.",
     )
@@ -41,6 +43,8 @@ class MailOutboundDkimKey(models.Model):
         help="RSA 2048 is verified by every receiver. Ed25519 (RFC 8463) signs "
         "alongside an RSA key: receivers that do not know it ignore it.",
     )
+    # never shown (the form shows the public record); readable over RPC by
+    # system administrators of the key's company only (security/*.xml)
     private_key = fields.Text(groups="base.group_system", copy=False, readonly=True)
     public_key = fields.Text(copy=False, readonly=True)
     state = fields.Selection(
@@ -56,7 +60,13 @@ class MailOutboundDkimKey(models.Model):
         copy=False,
     )
     record_name = fields.Char("DNS Name", compute="_compute_record")
-    record_value = fields.Text("TXT Value", compute="_compute_record")
+    record_value = fields.Text("TXT Value (one string)", compute="_compute_record")
+    record_txt = fields.Text(
+        "TXT Value",
+        compute="_compute_record",
+        help="The value in strings of at most 255 characters, as DNS requires "
+        "(RFC 1035); DNS joins them back into one.",
+    )
     zone_line = fields.Text("Zone File Line", compute="_compute_record")
     check_detail = fields.Text("Last Check", readonly=True, copy=False)
     checked_at = fields.Datetime("Checked On", readonly=True, copy=False)
@@ -79,6 +89,13 @@ class MailOutboundDkimKey(models.Model):
                 if key.public_key
                 else ""
             )
+            key.record_txt = (
+                dns_check.zone_txt_line(key.record_name, key.record_value).split(
+                    " IN TXT ", 1
+                )[1]
+                if key.public_key
+                else ""
+            )
             key.zone_line = (
                 dkim_sign.zone_line(key.selector, domain, key.public_key, key.algorithm)
                 if key.public_key
@@ -97,13 +114,72 @@ class MailOutboundDkimKey(models.Model):
                     )
                 )
 
+    @api.model
+    def _get_free_selector(self, alias_domain_id, taken=()):
+        """``odooYYYYMM``, else ``odooYYYYMM-2``, ``-3``...: the first selector
+        of the month no key of the domain uses (a second key in a month)."""
+        base = "odoo" + fields.Date.context_today(self).strftime("%Y%m")
+        used = set(taken) | set(
+            self.sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("alias_domain_id", "=", alias_domain_id),
+                    ("selector", "=like", f"{base}%"),
+                ]
+            )
+            .mapped("selector")
+        )
+        selector, index = base, 1
+        while selector in used:
+            index += 1
+            selector = f"{base}-{index}"
+        return selector
+
     @api.model_create_multi
     def create(self, vals_list):
+        # The key pair is written after the row exists: a refused INSERT
+        # (a constraint, a lock) is logged with its parameters by odoo.sql_db
+        # and by PostgreSQL, and the private key must never be among them.
+        # For the same reason a taken selector is refused before any INSERT.
+        secrets, taken = [], {}
         for vals in vals_list:
-            if not vals.get("private_key"):
-                generate = dkim_sign.GENERATORS[vals.get("algorithm") or "rsa"]
-                vals["private_key"], vals["public_key"] = generate()
+            domain_id = vals.get("alias_domain_id")
+            used = taken.setdefault(domain_id, set())
+            if not vals.get("selector"):
+                vals["selector"] = self._get_free_selector(domain_id, used)
+            elif domain_id and (
+                vals["selector"] in used
+                or self.sudo().search_count(
+                    [
+                        ("alias_domain_id", "=", domain_id),
+                        ("selector", "=", vals["selector"]),
+                    ]
+                )
+            ):
+                raise ValidationError(
+                    _(
+                        "Selector %(selector)s is already used by a key of this "
+                        "domain: a new key needs a new selector (e.g. %(free)s).",
+                        selector=vals["selector"],
+                        free=self._get_free_selector(domain_id, used),
+                    )
+                )
+            used.add(vals["selector"])
+            secrets.append(
+                {
+                    "private_key": vals.pop("private_key", False),
+                    "public_key": vals.pop("public_key", False),
+                }
+            )
         keys = super().create(vals_list)
+        for key, secret in zip(keys, secrets, strict=True):
+            if not secret["private_key"]:
+                generate = dkim_sign.GENERATORS[key.algorithm or "rsa"]
+                secret["private_key"], secret["public_key"] = generate()
+            # sudo: the private key is groups=base.group_system, and a
+            # creator of another group never reaches here (access rules)
+            super(MailOutboundDkimKey, key.sudo()).write(secret)
         self.env.registry.clear_cache()
         return keys
 
@@ -183,6 +259,10 @@ class MailOutboundDkimKey(models.Model):
                 check = dns_check.Check(
                     "dkim", key.record_name, dns_check.ERROR, str(error)
                 )
+                # an outage says nothing about the record: the state stays
+                key.write({"check_detail": check.detail})
+                results[key.id] = check
+                continue
             values = {"check_detail": check.detail, "checked_at": fields.Datetime.now()}
             if key.state == "draft" and check.status == dns_check.OK:
                 values["state"] = "published"

@@ -4,7 +4,10 @@ from odoo import fields, models
 class MailOutboundDomainCheck(models.Model):
     """One result of an alias domain's readiness check (MX, SPF, DKIM, DMARC).
 
-    Rewritten at each check; a failure carries the record to publish.
+    Rewritten at each check; a failure carries the record to publish. When
+    DNS does not answer for a kind, that kind's last answered results stay,
+    marked stale, beside a "DNS did not answer" line: an outage never
+    erases what the last successful look-up found.
     """
 
     _name = "mail.outbound.domain.check"
@@ -29,3 +32,10 @@ class MailOutboundDomainCheck(models.Model):
     record = fields.Text(
         "Record to Publish", help="Copy this line into the domain's DNS zone."
     )
+    checked_at = fields.Datetime("Looked Up On", readonly=True)
+    stale = fields.Boolean(
+        readonly=True,
+        help="A later check got no answer from DNS: this is the result of "
+        "Looked Up On.",
+    )
+    no_answer = fields.Boolean("DNS Did Not Answer", readonly=True)

@@ -481,6 +481,15 @@ class MailOutboundDnsCase(MailOutboundSmtpCase):
             "\n".join([*lines, *(zone_txt(name, text) for name, text in txt)]) + "\n"
         )
 
+    @contextlib.contextmanager
+    def dns_outage(self):
+        """DNS answers SERVFAIL to everything inside the block."""
+        self.dns_server.servfail = True
+        try:
+            yield
+        finally:
+            self.dns_server.servfail = False
+
     def dkim_txt_lookup(self):
         """dkimpy's ``dnsfunc``, asking the loopback DNS."""
         resolver = self.env["mail.alias.domain"]._get_dns_resolver()

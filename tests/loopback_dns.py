@@ -37,6 +37,10 @@ class _Answering:
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]
+        if self.owner.servfail:
+            # a DNS outage as resolvers see it: an answer saying nothing
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
         zone = self.owner.zone
         node = zone.get_node(question.name) if zone else None
         if node is None:
@@ -103,6 +107,7 @@ class LoopbackDns:
 
     def __init__(self, truncate_udp=True):
         self.zone = None
+        self.servfail = False  # True: every query gets SERVFAIL (an outage)
         self.queries = []
         self.tcp_queries = 0
         self.truncate_udp = truncate_udp

@@ -8,7 +8,7 @@ import logging
 
 import dns.resolver
 
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 
 from ..tools import dkim_sign
@@ -85,12 +85,26 @@ class TestSendingDomain(MailOutboundDnsCase):
         self.assertIn("2 SPF records", lines["spf"].detail)
         self.assertIn("ip4:127.0.0.1", lines["spf"].record)
         self.assertEqual(lines["dkim"].status, "error")
-        self.assertEqual(
-            lines["dkim"].record, f'{key.record_name}. 3600 IN TXT "{key.record_value}"'
-        )
         self.assertEqual(lines["dmarc"].status, "error")
         self.assertIn(f"_dmarc.{DOMAIN}.", lines["dmarc"].record)
         self.assertFalse(self.alias_domain.dmarc_policy)
+        # every record offered, published exactly as offered, gives the
+        # promised verdict (a DNS server refuses TXT strings over 255)
+        offered = [c.record for c in self.alias_domain.readiness_check_ids if c.record]
+        self.assertIn('" "', lines["dkim"].record)
+        self.publish(f"{DOMAIN}. 300 IN A 192.0.2.10", *dict.fromkeys(offered))
+        self.alias_domain.action_check_readiness()
+        self.assertEqual(
+            self.checks(),
+            [
+                ("mx", "ok", ""),
+                ("spf", "ok", ""),
+                ("spf", "ok", "pass"),
+                ("dkim", "ok", ""),
+                ("dmarc", "warning", ""),  # p=none: offered to start with
+            ],
+        )
+        self.assertEqual(key.state, "published")
 
     def test_softfail_for_the_sending_server(self):
         self.good_zone(spf="v=spf1 ip4:192.0.2.1 ~all")
@@ -307,6 +321,11 @@ class TestSendingDomain(MailOutboundDnsCase):
         )
         self.set_enforce_fixed_filter(False)
         self.env.user.email = "mary@customer.example"
+        # forms never ask DNS: until a look-up, the policy is unknown
+        self.assertFalse(open_server.dmarc_warning)
+        self.alias_domain.action_check_readiness()
+        self.alias_domain._cron_check_readiness()  # looks up users' domains
+        open_server.invalidate_recordset(["dmarc_warning"])
         self.assertIn("p=reject", open_server.dmarc_warning)
         self.assertIn("customer.example", open_server.dmarc_warning)
         preview = self.env["mail.outbound.routing.preview"].create(
@@ -329,6 +348,142 @@ class TestSendingDomain(MailOutboundDnsCase):
         self.assertFalse(preview.result_dmarc_reject)
         self.assertIn("DMARC would pass", preview.result_dmarc)
         self.assertFalse(self.server.dmarc_warning)
+
+    # -- issue #22: verdicts that stay true, forms that never ask DNS -------------
+    def test_outage_keeps_the_verdicts_and_marks_them_stale(self):
+        key = self.new_key()
+        self.good_zone(key, dmarc="v=DMARC1; p=none; sp=reject")
+        self.alias_domain.action_check_readiness()
+        checked_at = self.alias_domain.readiness_checked_at
+        Domain = self.env["mail.alias.domain"]
+        sub = "news@shop.example.com"
+        self.assertEqual(Domain._get_dmarc_verdict(sub, sub).policy, "reject")
+        before = self.checks()
+        with self.dns_outage():
+            self.alias_domain.action_check_readiness()
+        # sp=reject still applies to the subdomain; nothing was reset
+        self.assertEqual(Domain._get_dmarc_verdict(sub, sub).policy, "reject")
+        self.assertEqual(self.alias_domain.dmarc_policy, "none")
+        self.assertEqual(self.alias_domain.dmarc_sp, "reject")
+        self.assertTrue(self.alias_domain.readiness_stale)
+        self.assertEqual(self.alias_domain.readiness_checked_at, checked_at)
+        lines = self.alias_domain.readiness_check_ids
+        kept = lines.filtered("stale")
+        self.assertEqual([(c.kind, c.status, c.result or "") for c in kept], before)
+        self.assertTrue(all(c.checked_at for c in kept))
+        self.assertEqual(
+            sorted(lines.filtered("no_answer").mapped("kind")),
+            ["dkim", "dmarc", "mx", "spf"],
+        )
+        text, _rejected = Domain._get_dmarc_summary(sub, sub)
+        self.assertIn("DNS did not answer", text)
+
+    def test_preview_agrees_with_readiness(self):
+        """Two SPF records and no DKIM key: the preview never says "pass"."""
+        self.publish(
+            f"{DOMAIN}. 300 IN MX 10 mx.{DOMAIN}.",
+            txt=[
+                (f"{DOMAIN}.", "v=spf1 ip4:127.0.0.1 -all"),
+                (f"{DOMAIN}.", "v=spf1 mx -all"),
+                (f"_dmarc.{DOMAIN}.", "v=DMARC1; p=reject"),
+            ],
+        )
+        self.alias_domain.action_check_readiness()
+        self.assertIn(("spf", "error", ""), self.checks())
+        preview = self.env["mail.outbound.routing.preview"].create(
+            {
+                "email_from": "notifications@example.com",
+                "mail_server_id": self.server.id,
+            }
+        )
+        self.assertNotIn("DMARC would pass", preview.result_dmarc)
+        self.assertIn(
+            "SPF of example.com fails on the Readiness tab", preview.result_dmarc
+        )
+        self.assertTrue(preview.result_dmarc_reject)
+        mail = self.queue_mail("notifications@example.com")
+        self.assertEqual(mail.routing_dmarc, preview.result_dmarc)
+
+    def test_forms_never_ask_dns(self):
+        self.good_zone()
+        self.env.user.email = "mary@elsewhere.example"
+        self.dns_server.queries.clear()
+        self.server.invalidate_recordset(["dmarc_warning"])
+        self.assertFalse(self.server.dmarc_warning)
+        preview = self.env["mail.outbound.routing.preview"].create(
+            {"email_from": "mary@elsewhere.example"}
+        )
+        self.assertIn("has not been looked up yet", preview.result_dmarc)
+        self.assertEqual(self.dns_server.queries, [])
+        preview.action_lookup_dmarc()
+        self.assertTrue(self.dns_server.queries)
+
+    def test_domain_names_are_dns_names(self):
+        for name in ("a" * 64 + ".example", "x" * 100_000, "a..example"):
+            with self.assertRaises(ValidationError):
+                self.env["mail.alias.domain"].create({"name": name})
+        # core refuses Unicode names; their A-label form is a DNS name
+        self.env["mail.alias.domain"].create({"name": "xn--bcher-kva.example"})
+
+    def test_one_bad_domain_never_stops_the_others(self):
+        """A name core accepted before this check (written in SQL here)."""
+        bad = self.env["mail.alias.domain"].create({"name": "bad.example"})
+        self.env.cr.execute(
+            "UPDATE mail_alias_domain SET name = %s WHERE id = %s",
+            ["a" * 64 + ".example", bad.id],
+        )
+        bad.invalidate_recordset(["name"])
+        self.good_zone()
+        self.env["mail.alias.domain"]._cron_check_readiness()
+        self.assertEqual(self.alias_domain.readiness_state, "warning")  # no key
+        self.assertEqual(bad.readiness_state, "error")
+        self.assertIn("not a DNS domain name", bad.readiness_check_ids.detail)
+        # the server form's compute reads stored results: no LabelTooLong
+        self.server.invalidate_recordset(["dmarc_warning"])
+        self.assertFalse(self.server.dmarc_warning)
+
+    def test_enable_refusal_offers_a_record_dns_accepts(self):
+        key = self.new_key()
+        self.good_zone()
+        with self.assertRaises(UserError) as refusal:
+            key.action_enable()
+        line = next(
+            line for line in str(refusal.exception).splitlines() if " IN TXT " in line
+        )
+        self.assertIn('" "', line)
+        self.assertIn(key.record_txt, line)  # the key form shows it split too
+        # published exactly as offered, signing can be enabled
+        self.publish(
+            f"{DOMAIN}. 300 IN MX 10 mx.{DOMAIN}.",
+            line,
+            txt=[(f"{DOMAIN}.", "v=spf1 ip4:127.0.0.1 -all")],
+        )
+        key.action_enable()
+        self.assertEqual(key.state, "active")
+
+    def test_second_key_in_a_month_and_no_failed_insert(self):
+        first = self.Key.create({"alias_domain_id": self.alias_domain.id})
+        with self.assertNoLogs("odoo.sql_db", "ERROR"):
+            second = self.alias_domain.action_new_dkim_key()
+        second = self.Key.browse(second["res_id"])
+        self.assertEqual(second.selector, f"{first.selector}-2")
+        with (
+            self.assertNoLogs("odoo.sql_db", "ERROR"),
+            self.assertRaisesRegex(ValidationError, "already used"),
+        ):
+            self.new_key(first.selector)
+        self.assertNotIn(
+            "private_key",
+            self.Key.get_views([(False, "form")])["views"]["form"]["arch"],
+        )
+
+    def test_readiness_uses_the_routing_matcher(self):
+        """A FROM filter written with a trailing dot or in Unicode still
+        names the server sending for the domain (core's matcher did not)."""
+        self.server.from_filter = "EXAMPLE.com."
+        self.good_zone()
+        self.alias_domain.action_check_readiness()
+        self.assertIn(("spf", "ok", "pass"), self.checks())
 
     # -- addresses Odoo sends as -----------------------------------------------------
     def test_sending_addresses(self):

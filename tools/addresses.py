@@ -42,6 +42,58 @@ class FilterError(ValueError):
         self.problem = problem
 
 
+class DomainNameError(ValueError):
+    """A name that is not a DNS domain name.
+
+    ``problem`` is one of ``empty``, ``too_long`` (over 253 characters in
+    ASCII form), ``label_too_long`` (a label over 63, ``label`` names it),
+    ``empty_label``, ``bad_label`` (characters DNS hosts cannot carry, or an
+    IDN that does not encode), so the caller can word a translatable message.
+    """
+
+    def __init__(self, name, problem, label=""):
+        super().__init__(f"{problem}: {name[:80]!r}")
+        self.name = name
+        self.problem = problem
+        self.label = label
+
+
+# RFC 1035 2.3.4 and RFC 1123 2.1
+DOMAIN_NAME_MAX = 253
+LABEL_MAX = 63
+
+
+def check_domain_name(name):
+    """The ASCII (A-label) form of the domain ``name``, or DomainNameError.
+
+    A trailing dot is accepted (absolute name) and dropped. IDNs are
+    encoded with IDNA 2008 (UTS 46), as :func:`domain_key` does.
+    """
+    text = (name or "").strip().rstrip(".")
+    if not text:
+        raise DomainNameError(name or "", "empty")
+    # cut short before encoding: a 100,000-character name is not looked at
+    if len(text) > DOMAIN_NAME_MAX * 4:
+        raise DomainNameError(text, "too_long")
+    labels = text.split(".")
+    for label in labels:
+        if not label:
+            raise DomainNameError(text, "empty_label")
+        if label.isascii() and len(label) > LABEL_MAX:
+            raise DomainNameError(text, "label_too_long", label)
+    ascii_name = domain_key(text)
+    if not ascii_name:
+        raise DomainNameError(text, "bad_label")
+    for label in ascii_name.split("."):
+        if len(label) > LABEL_MAX:
+            raise DomainNameError(text, "label_too_long", label)
+        if not _LABEL.match(label):
+            raise DomainNameError(text, "bad_label", label)
+    if len(ascii_name) > DOMAIN_NAME_MAX:
+        raise DomainNameError(text, "too_long")
+    return ascii_name
+
+
 def has_line_break(value):
     """True when ``value`` could inject a header (CR, LF or NUL)."""
     return bool(value) and any(char in value for char in "\r\n\0")

@@ -125,6 +125,8 @@ def check_dmarc(resolver, domain):
         "adkim": policy.adkim,
         "aspf": policy.aspf,
         "found_at": policy.domain,
+        "p": policy.p,
+        "sp": policy.sp,
     }
     if applied == "none":
         return Check(

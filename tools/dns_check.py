@@ -26,6 +26,10 @@ ERROR = "error"
 # seconds per DNS query and for a whole check
 TIMEOUT = 5.0
 
+# RFC 1035 3.3.14: one character-string of a TXT record holds 255 bytes at
+# most; a longer value is published as several strings, which receivers join
+TXT_STRING_MAX = 255
+
 
 class DnsError(Exception):
     """DNS did not answer (timeout, SERVFAIL): nothing can be concluded."""
@@ -39,6 +43,24 @@ class Check:
     detail: str
     record: str = ""  # the record to publish, ready to copy
     data: dict = field(default_factory=dict)
+
+
+def txt_strings(value):
+    """``value`` cut in strings of at most 255 bytes (ASCII values)."""
+    data = value.encode()
+    return [
+        data[i : i + TXT_STRING_MAX].decode()
+        for i in range(0, len(data), TXT_STRING_MAX)
+    ] or [""]
+
+
+def zone_txt_line(name, value, ttl=3600):
+    """A TXT record in zone-file syntax that every DNS server accepts as is."""
+    quoted = " ".join(
+        '"{}"'.format(chunk.replace("\\", "\\\\").replace('"', '\\"'))
+        for chunk in txt_strings(value)
+    )
+    return f"{name.rstrip('.')}. {ttl} IN TXT {quoted}"
 
 
 def make_resolver(nameserver="", timeout=TIMEOUT):
@@ -134,7 +156,7 @@ def check_dkim(resolver, selector, domain, record):
     """Is ``record`` (``v=DKIM1; k=rsa; p=...``) published at the selector?"""
     name = dkim_record_name(selector, domain)
     wanted = dkim_tags(record)
-    publish = f'{name}. 3600 IN TXT "{record}"'
+    publish = zone_txt_line(name, record)
     found = txt(resolver, name)
     if not found:
         return Check(

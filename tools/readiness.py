@@ -1,6 +1,6 @@
 """All the checks of one sending domain, in the order an administrator fixes them."""
 
-from . import dmarc, spf_check
+from . import addresses, dmarc, spf_check
 from .dns_check import ERROR, WARNING, Check, DnsError, check_dkim, check_mx
 
 
@@ -9,8 +9,24 @@ def check_domain(resolver, domain, senders=(), dkim_records=(), mailboxes=()):
 
     ``senders``: ``(server name, IP address, envelope sender)`` of each outgoing
     server sending for the domain; ``dkim_records``: ``(selector, record)``.
-    A DNS that does not answer gives one error check per kind, never a pass.
+    A DNS that does not answer gives one error check per kind, never a pass,
+    marked ``data["dns_error"]`` so that the caller keeps the last answer.
+    A name that is not a DNS domain name gives one error and no lookup.
     """
+    try:
+        domain = addresses.check_domain_name(domain)
+    except addresses.DomainNameError as error:
+        shown = (domain or "")[:80]
+        return [
+            Check(
+                "mx",
+                shown,
+                ERROR,
+                f"{shown} is not a DNS domain name ({error.problem}: labels of "
+                "at most 63 characters, 253 in all): nothing was looked up.",
+                data={"invalid_name": error.problem},
+            )
+        ]
     checks = []
     steps = [
         ("mx", lambda: [check_mx(resolver, domain, mailboxes)]),
@@ -22,7 +38,15 @@ def check_domain(resolver, domain, senders=(), dkim_records=(), mailboxes=()):
         try:
             checks += step()
         except DnsError as error:
-            checks.append(Check(kind, domain, ERROR, f"DNS did not answer: {error}"))
+            checks.append(
+                Check(
+                    kind,
+                    domain,
+                    ERROR,
+                    f"DNS did not answer: {error}",
+                    data={"dns_error": True},
+                )
+            )
     return checks
 
 

@@ -56,6 +56,8 @@ class MailOutboundConnectionTest(models.TransientModel):
             raise AccessError(
                 _("Only system administrators can test outgoing mail servers.")
             )
+        # another company's server and credentials: refused before connecting
+        self.mail_server_id.check_access("write")
         server = self.mail_server_id.sudo()
         IrMailServer = self.env["ir.mail_server"].sudo()
         with tempfile.TemporaryDirectory(prefix="mail_outbound_test_") as tempdir:

@@ -12,7 +12,11 @@ class MailOutboundConnectionTest(models.TransientModel):
     @api.depends("mail_server_id")
     def _compute_dmarc_warning(self):
         for wizard in self:
-            server = wizard.mail_server_id.sudo()
+            server = wizard.mail_server_id
+            if server and not server.has_access("read"):
+                wizard.dmarc_warning = False
+                continue
+            server = server.sudo()
             wizard.dmarc_warning = (
                 "\n\n".join(server._get_dmarc_rejections()) if server else False
             )

@@ -84,6 +84,16 @@ class MailOutboundRoutingPreview(models.TransientModel):
             ._description_selection(self.env)
         )
         for preview in self:
+            if (
+                preview.company_id and preview.company_id not in self.env.companies
+            ) or (
+                preview.mail_server_id and not preview.mail_server_id.has_access("read")
+            ):
+                # another company's routing and servers: nothing is shown
+                preview._set_result_error(
+                    _("You can preview the routing of your own companies only.")
+                )
+                continue
             if addresses.has_line_break(preview.email_from):
                 preview._set_result_error(
                     _(

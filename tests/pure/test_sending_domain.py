@@ -187,7 +187,13 @@ def test_dkim_missing(dns_server, rsa_key):
     record = dkim_sign.txt_record(rsa_key[1])
     check = dns_check.check_dkim(resolver, "odoo", DOMAIN, record)
     assert check.status == dns_check.ERROR
-    assert check.record == f'odoo._domainkey.{DOMAIN}. 3600 IN TXT "{record}"'
+    # a 2048-bit key is over 255 characters: several strings, or DNS
+    # servers refuse the record (NSD: "text string is longer than 255")
+    strings = check.record.split(" IN TXT ")[1]
+    assert strings.startswith('"v=DKIM1; k=rsa; p=') and '" "' in strings
+    # published exactly as offered, the key is found
+    resolver = serve(dns_server, check.record)
+    assert dns_check.check_dkim(resolver, "odoo", DOMAIN, record).status == "ok"
 
 
 def test_dkim_wrong_key(dns_server, rsa_key):
@@ -223,6 +229,8 @@ def test_dmarc_at_organizational_domain(dns_server):
         "adkim": "s",
         "aspf": "r",
         "found_at": "example.co.uk",
+        "p": "none",
+        "sp": "reject",
     }
     assert "organizational domain" in check.detail
 
@@ -382,3 +390,140 @@ def test_rsa_and_ed25519_signatures_both_verify(dns_server, rsa_key):
     # the Ed25519 record is checked like an RSA one
     record = dkim_sign.txt_record(ed_public, "ed25519")
     assert dns_check.check_dkim(resolver, "ed", DOMAIN, record).status == "ok"
+
+
+# -- records offered, published as offered (issue #22) -----------------------
+def _spf_chain(prefix, depth, ip):
+    """``include:{prefix}1...`` nested ``depth`` deep, the last one allowing ``ip``."""
+    lines = []
+    for i in range(1, depth + 1):
+        nxt = f"include:{prefix}{i + 1}.spf.example.net " if i < depth else ""
+        lines.append(
+            zone_txt(f"{prefix}{i}.spf.example.net.", f"v=spf1 {nxt}ip4:{ip} -all")
+        )
+    return lines
+
+
+def test_txt_strings_at_most_255():
+    value = "p=" + "A" * 600
+    strings = dns_check.txt_strings(value)
+    assert [len(s) for s in strings] == [255, 255, 92]
+    assert "".join(strings) == value
+    line = dns_check.zone_txt_line("x._domainkey.example.com", value)
+    assert line.startswith('x._domainkey.example.com. 3600 IN TXT "p=')
+
+
+def test_spf_over_ten_lookups_flattened_and_published(dns_server):
+    """A provider's chain of 6 plus another of 6: the record offered stays
+    within 10 lookups, passes once published, and says what it flattened."""
+    base = [
+        zone_txt(
+            f"{DOMAIN}.",
+            "v=spf1 include:a1.spf.example.net include:b1.spf.example.net -all",
+        ),
+        *_spf_chain("a", 6, "198.51.100.7"),
+        *_spf_chain("b", 6, "203.0.113.9"),
+    ]
+    resolver = serve(dns_server, *base)
+    checks = spf_check.check_spf(resolver, DOMAIN, [SENDER])
+    head, evaluation = checks
+    # the record line agrees with the evaluation: both errors
+    assert evaluation.data["result"] == "permerror"
+    assert head.status == dns_check.ERROR
+    assert "12 DNS lookups" in head.detail
+    assert head.record == evaluation.record
+    assert "flattened" in head.detail and "keep it in sync" in head.detail
+    # stable: a second check offers the very same record
+    assert spf_check.check_spf(resolver, DOMAIN, [SENDER])[0].record == head.record
+    # published exactly as offered: every sender passes, within the limit
+    zone = [line for line in base if not line.startswith(f"{DOMAIN}.")]
+    resolver = serve(dns_server, *zone, head.record)
+    for ip in ("127.0.0.1", "198.51.100.7", "203.0.113.9"):
+        result, _explanation, lookups = spf_check.evaluate(
+            resolver, ip, f"bounce@{DOMAIN}"
+        )
+        assert result == "pass", (ip, head.record)
+        assert lookups <= 10
+    checks = spf_check.check_spf(resolver, DOMAIN, [SENDER])
+    assert [c.status for c in checks] == [dns_check.OK, dns_check.OK]
+
+
+def test_spf_record_over_limit_is_an_error_without_senders(dns_server):
+    resolver = serve(
+        dns_server,
+        zone_txt(f"{DOMAIN}.", "v=spf1 include:a1.spf.example.net -all"),
+        *_spf_chain("a", 11, "198.51.100.7"),
+    )
+    (head,) = spf_check.check_spf(resolver, DOMAIN, [])
+    assert head.status == dns_check.ERROR
+    resolver = serve(dns_server, *_spf_chain("a", 11, "198.51.100.7"), head.record)
+    assert spf_check.evaluate(resolver, "198.51.100.7", f"x@{DOMAIN}")[0] == "pass"
+
+
+def test_spf_suggestion_independent_of_dns_order(dns_server):
+    resolver = resolver_for(dns_server)
+    one = spf_check.suggest(
+        resolver,
+        DOMAIN,
+        ["v=spf1 ip4:192.0.2.1 -all", "v=spf1 mx -all"],
+        ["10.0.0.2", "10.0.0.1"],
+    )
+    two = spf_check.suggest(
+        resolver,
+        DOMAIN,
+        ["v=spf1 mx -all", "v=spf1 ip4:192.0.2.1 -all"],
+        ["10.0.0.1", "10.0.0.2"],
+    )
+    assert one.record == two.record
+
+
+def test_spf_not_flattened_with_macros(dns_server):
+    resolver = serve(
+        dns_server,
+        zone_txt("m.spf.example.net.", "v=spf1 exists:%{i}.spf.example.net -all"),
+    )
+    with pytest.raises(spf_check.CannotFlatten):
+        spf_check.flatten_domain(resolver, "m.spf.example.net")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Example.COM.", "example.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("mail-1.example.co.uk", "mail-1.example.co.uk"),
+        ("a" * 63 + ".example", "a" * 63 + ".example"),
+    ],
+)
+def test_domain_name_valid(name, expected):
+    from mail_outbound_tools import addresses
+
+    assert addresses.check_domain_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("", "empty"),
+        ("a" * 64 + ".example", "label_too_long"),
+        (("a" * 60 + ".") * 5 + "example", "too_long"),
+        ("x" * 100_000, "too_long"),
+        ("a..example", "empty_label"),
+        ("exa mple.com", "bad_label"),
+        ("-bad.example", "bad_label"),
+    ],
+)
+def test_domain_name_refused(name, problem):
+    from mail_outbound_tools import addresses
+
+    with pytest.raises(addresses.DomainNameError) as error:
+        addresses.check_domain_name(name)
+    assert error.value.problem == problem
+
+
+def test_bad_domain_name_is_one_error_and_no_lookup(dns_server):
+    resolver = serve(dns_server, zone_txt(f"{DOMAIN}.", "v=spf1 -all"))
+    (check,) = readiness.check_domain(resolver, "a" * 64 + ".example", [SENDER])
+    assert check.status == dns_check.ERROR
+    assert check.data == {"invalid_name": "label_too_long"}
+    assert dns_server.queries == []
