@@ -25,9 +25,13 @@ class MailThread(models.AbstractModel):
       policy bounce counts against the sending server and the alias domain;
     * delayed: nothing but the event on the delivery log.
 
-    A recipient that matches no mail sent is logged and changes nothing, and
-    core is not given it to count either (``_routing_handle_bounce`` is
-    called without an address).
+    A recipient that matches no mail sent is logged and has none of the
+    addon's effects: no event, no policy count, and it never brings an
+    address closer to the blacklist, which counts matched hard bounces
+    (``mail.delivery.event``), not core's counter. Core still counts such a
+    report as stock Odoo does (its own partner counter, notifications):
+    Odoo's own gateway tests feed reports for mails created in the database
+    and never sent, and their result must stay stock's.
     """
 
     _inherit = "mail.thread"
@@ -46,7 +50,7 @@ class MailThread(models.AbstractModel):
             return super()._routing_handle_bounce(email_message, message_dict)
         message_ids = self._get_bounce_message_ids(message_dict)
         entries = report.recipients or self._get_unread_bounce_entries(message_dict)
-        counted = False
+        counted = matched = False
         for entry in entries:
             log = self.env["mail.delivery.log"]._find_sent_to(
                 message_ids, entry.recipient
@@ -62,10 +66,15 @@ class MailThread(models.AbstractModel):
                     ", ".join(message_ids) or "-",
                 )
                 continue
+            matched = True
             entry_dict = self._prepare_bounce_entry_values(message_dict, entry, log)
             counted |= self._handle_bounce_entry(email_message, entry_dict, entry, log)
+        if not matched:
+            # nothing of ours: core's own handling, as stock Odoo does
+            return super()._routing_handle_bounce(email_message, message_dict)
         if not counted:
-            # core without an address, nor a message: it logs, counts nothing
+            # matched but not counted (soft, policy, delayed): core is not
+            # given the address to count
             super()._routing_handle_bounce(
                 email_message, self._prepare_bounce_uncounted_values(message_dict)
             )
@@ -221,8 +230,20 @@ class MailThread(models.AbstractModel):
         limit = self._get_bounce_blacklist_after()
         if not (email and limit):
             return
-        partners = message_dict.get("bounced_partner") or self.env["res.partner"]
-        if any(partner.message_bounce >= limit for partner in partners.sudo()):
+        # matched hard bounces only: core's partner counter also counts
+        # reports for mails never sent, which anyone can write
+        hard = (
+            self.env["mail.delivery.event"]
+            .sudo()
+            .search_count(
+                [
+                    ("recipient", "=ilike", email),
+                    ("bounce_class", "=", bounce.HARD),
+                    ("action", "not ilike", "delayed"),
+                ]
+            )
+        )
+        if hard >= limit:
             self.env["mail.blacklist"].sudo()._add(
                 email,
                 message=self.env._(
