@@ -449,7 +449,9 @@ class IrMailServer(models.Model):
         """
         self.ensure_one()
         config = tools.config
-        timeout = base_ir_mail_server.SMTP_TIMEOUT
+        # core waits 60 s per read; Test Connection answers a person waiting
+        # at the screen, within smtp_diagnosis.DEADLINE in all
+        timeout = min(base_ir_mail_server.SMTP_TIMEOUT, 15)
         cafile = self.env["ir.config_parameter"]._mail_outbound_get(
             "mail_outbound.smtp_ca_file"
         )

@@ -14,7 +14,11 @@ templates here (``STEP_LABELS``, ``FIXES``) filled with each step's
 ``params``.
 
 Every network operation has a timeout, so a server that never answers makes
-the step fail after ``timeout`` seconds instead of hanging the worker.
+the step fail after ``timeout`` seconds instead of hanging the worker. The
+whole checklist also has a deadline (``SmtpConfig.deadline``) and replies are
+read with caps (``MAX_LINE``, ``MAX_REPLY``): a server that answers one byte
+at a time, or never stops answering, cannot hold the worker past the deadline
+nor grow its memory (smtplib alone keeps every continuation line of a reply).
 """
 
 import contextlib
@@ -120,6 +124,15 @@ FIXES = {
         "check the SMTP Server (smtp.gmail.com or smtp.office365.com), port 587 "
         "and STARTTLS."
     ),
+    "deadline": _lt(
+        "The server did not complete the test within %(deadline)s seconds: "
+        "it answers too slowly, or speaks another protocol on this port (TLS "
+        "on a plain port: choose SSL/TLS for port 465)."
+    ),
+    "reply_too_long": _lt(
+        "The server's reply exceeded %(limit)s bytes: this is not an SMTP "
+        "server, or it misbehaves. Check the host name and port."
+    ),
     "no_sender": _lt(
         "No sender address to test: set a Default From on the alias domain or a "
         "FROM filter on the server."
@@ -139,6 +152,134 @@ SKIP_REASONS = {
 PLAN = ("resolve", "connect", "tls", "ehlo", "auth", "mail_from", "rcpt", "data")
 
 
+# An SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5) and a whole
+# reply, EHLO's list of extensions included, a few kilobytes: anything
+# longer is not a server to keep reading from.
+MAX_LINE = 2048
+MAX_REPLY = 64 * 1024
+# the whole checklist, every retry included
+DEADLINE = 30
+
+
+class DeadlineExceeded(TimeoutError):
+    """The checklist's overall deadline has passed."""
+
+
+class ReplyTooLong(smtplib.SMTPException):
+    """A reply line or a whole reply went over ``MAX_LINE``/``MAX_REPLY``."""
+
+
+class _Bounded:
+    """smtplib with an overall deadline and capped replies.
+
+    ``getreply`` reads from the socket itself instead of smtplib's unbounded
+    list of continuation lines, and every read, write and connect gets the
+    time left until ``deadline`` (a ``time.monotonic()`` value), so a
+    server sending one byte every few seconds still stops at the deadline.
+    """
+
+    deadline = None
+    op_timeout = 10
+    _rsock = None
+    _rbuf = b""
+
+    def _time_left(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded()
+        return min(self.op_timeout, left)
+
+    def _expired(self, error):
+        """``error`` as ``DeadlineExceeded`` when the deadline cut it short."""
+        if time.monotonic() >= self.deadline:
+            return DeadlineExceeded()
+        return error
+
+    def _get_socket(self, host, port, timeout):
+        # implicit TLS shakes hands here, bounded by this same timeout
+        try:
+            return super()._get_socket(host, port, self._time_left())
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def send(self, s):
+        try:
+            if self.sock:
+                self.sock.settimeout(self._time_left())
+            return super().send(s)
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def starttls(self, *args, **kwargs):
+        try:
+            if self.sock:
+                self.sock.settimeout(self._time_left())
+            return super().starttls(*args, **kwargs)
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def _readline(self):
+        if self._rsock is not self.sock:
+            # a new socket (connect, STARTTLS): nothing read before counts
+            self._rsock, self._rbuf = self.sock, b""
+        while True:
+            end = self._rbuf.find(b"\n")
+            if end >= 0 or len(self._rbuf) > MAX_LINE:
+                line = self._rbuf[: end + 1] if end >= 0 else self._rbuf
+                if len(line) > MAX_LINE:
+                    self.close()
+                    raise ReplyTooLong(MAX_LINE)
+                self._rbuf = self._rbuf[end + 1 :]
+                return line
+            try:
+                self.sock.settimeout(self._time_left())
+                chunk = self.sock.recv(4096)
+            except DeadlineExceeded:
+                self.close()
+                raise
+            except OSError as error:
+                self.close()
+                if time.monotonic() >= self.deadline:
+                    raise DeadlineExceeded() from error
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {error}"
+                ) from error
+            if not chunk:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            self._rbuf += chunk
+
+    def getreply(self):
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        lines, size = [], 0
+        while True:
+            line = self._readline()
+            size += len(line)
+            if size > MAX_REPLY:
+                self.close()
+                raise ReplyTooLong(MAX_REPLY)
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+    def close(self):
+        self._rsock, self._rbuf = None, b""
+        super().close()
+
+
+class _BoundedSMTP(_Bounded, smtplib.SMTP):
+    pass
+
+
+class _BoundedSMTP_SSL(_Bounded, smtplib.SMTP_SSL):
+    pass
+
+
 @dataclass
 class SmtpConfig:
     """How to reach one SMTP server (plain data from an ir.mail_server)."""
@@ -155,6 +296,7 @@ class SmtpConfig:
     # does not have
     oauth: str = ""
     timeout: float = 10
+    deadline: float = DEADLINE  # for the whole checklist
 
 
 @dataclass
@@ -211,10 +353,12 @@ class _Diagnosis:
         self.resolver = resolver
         self.steps = []
         self.smtp = None
+        self.deadline = time.monotonic() + config.deadline
 
     def add(self, key, status, started=None, **values):
         params = {"host": self.config.host, "port": self.config.port}
         params["timeout"] = self.config.timeout
+        params["deadline"] = self.config.deadline
         params.update(values.pop("params", {}))
         step = Step(key, status, params=params, **values)
         if started is not None:
@@ -246,7 +390,12 @@ class _Diagnosis:
             values.setdefault("code", code)
             values.setdefault("reply", reply)
             values.setdefault("temporary", 400 <= code < 500)
-        if isinstance(error, (socket.timeout, TimeoutError)) or (
+        if isinstance(error, DeadlineExceeded):
+            fix = "deadline"
+        elif isinstance(error, ReplyTooLong):
+            fix = "reply_too_long"
+            params["limit"] = error.args[0] if error.args else MAX_REPLY
+        elif isinstance(error, (socket.timeout, TimeoutError)) or (
             # smtplib turns a read timeout into "Connection unexpectedly
             # closed: timed out"
             isinstance(error, smtplib.SMTPServerDisconnected)
@@ -294,11 +443,12 @@ class _Diagnosis:
         """Open the SMTP session; TLS first for implicit TLS (port 465)."""
         config = self.config
         if config.encryption == "ssl":
-            smtp = smtplib.SMTP_SSL(
+            smtp = _BoundedSMTP_SSL(
                 timeout=config.timeout, context=self.ssl_context(verify)
             )
         else:
-            smtp = smtplib.SMTP(timeout=config.timeout)
+            smtp = _BoundedSMTP(timeout=config.timeout)
+        smtp.deadline, smtp.op_timeout = self.deadline, config.timeout
         # smtplib keeps the host name for TLS (SNI, name check) only when its
         # constructor connects; we connect separately to time and catch it
         smtp._host = config.host
@@ -417,7 +567,12 @@ class _Diagnosis:
         else:
             self.add("tls", OK, started, detail=self.tls_detail(verified=True))
         # capabilities change after STARTTLS (RFC 3207): AUTH often appears
-        self.smtp.ehlo()
+        started = time.monotonic()
+        try:
+            self.smtp.ehlo()
+        except (OSError, smtplib.SMTPException) as error:
+            self.fail("ehlo", started, error)
+            raise _Abort() from error
 
     def auth(self):
         if self.config.oauth:

@@ -2,9 +2,10 @@
 
 import socket
 import time
+import tracemalloc
 
 import pytest
-from loopback_smtp import LoopbackSmtp, certificates, closed_port
+from loopback_smtp import HostileServer, LoopbackSmtp, certificates, closed_port
 
 from mail_outbound_tools.smtp_diagnosis import (
     FAILED,
@@ -331,3 +332,47 @@ def test_steps_after_a_refused_connection_are_listed_as_not_run():
     ]
     assert steps[5].label() == "MAIL FROM notifications@example.com, bounce@example.com"
     assert {s.skip_reason for s in steps[2:]} == {"not_run"}
+
+
+@pytest.mark.parametrize(
+    "behaviour, encryption, timeout, fix",
+    [
+        # "220-..." lines without end: smtplib alone kept every one of them
+        ("endless_greeting", "none", 5, "reply_too_long"),
+        ("endless_line", "none", 5, "reply_too_long"),
+        # a byte every 0.2 s never trips a per-read timeout of 1 s
+        ("slow_greeting", "none", 1, "deadline"),
+        ("silent", "none", 1, "timeout"),
+        ("silent", "none", 5, "deadline"),
+        # implicit TLS against a server that never answers the handshake
+        ("silent", "ssl", 5, "deadline"),
+    ],
+)
+def test_hostile_server_cannot_hold_nor_grow_the_checklist(
+    behaviour, encryption, timeout, fix
+):
+    deadline = 2.5
+    with HostileServer(behaviour) as server:
+        config = SmtpConfig(
+            host="127.0.0.1",
+            port=server.port,
+            encryption=encryption,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            steps = diagnose(config, SENDERS, "rcpt@destination.example")
+            elapsed = time.monotonic() - started
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # bounds, not benchmarks
+    assert elapsed <= deadline + 1.5, elapsed
+    assert peak < 2 * 1024 * 1024, peak
+    failed = [step for step in steps if step.status == FAILED]
+    assert failed, statuses(steps)
+    assert failed[0].fix == fix, (failed[0].key, failed[0].fix, failed[0].params)
+    assert failed[0].fix_text()
+
