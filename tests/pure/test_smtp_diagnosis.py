@@ -375,4 +375,3 @@ def test_hostile_server_cannot_hold_nor_grow_the_checklist(
     assert failed, statuses(steps)
     assert failed[0].fix == fix, (failed[0].key, failed[0].fix, failed[0].params)
     assert failed[0].fix_text()
-
