@@ -16,7 +16,8 @@ _logger = logging.getLogger(__name__)
 
 
 class IrMailServer(models.Model):
-    _inherit = "ir.mail_server"
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "mail.outbound.input.guard"]
 
     from_filter = fields.Char(
         help="Comma-separated addresses or domains this server may send as, as "
@@ -466,6 +467,7 @@ class IrMailServer(models.Model):
                 keyfile=config.get("smtp_ssl_private_key_filename") or "",
                 cafile=cafile,
                 timeout=timeout,
+                deadline=smtp_diagnosis.DEADLINE,
             )
         server = self.sudo()
         certfile = keyfile = ""
@@ -489,6 +491,7 @@ class IrMailServer(models.Model):
             keyfile=keyfile,
             cafile=cafile,
             timeout=timeout,
+            deadline=smtp_diagnosis.DEADLINE,
         )
 
     # ------------------------------------------------------------

@@ -11,7 +11,8 @@ _SEVERITY = {"ok": 0, "warning": 1, "error": 2}
 
 
 class MailAliasDomain(models.Model):
-    _inherit = "mail.alias.domain"
+    _name = "mail.alias.domain"
+    _inherit = ["mail.alias.domain", "mail.outbound.input.guard"]
 
     # readiness of the domain for sending (issue 12): system administrators only
     dkim_key_ids = fields.One2many(

@@ -8,7 +8,8 @@ from ..tools import (
 
 
 class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
+    _name = "res.config.settings"
+    _inherit = ["res.config.settings", "mail.outbound.input.guard"]
 
     # The fields of this form that edit a parameter of tools/settings.py, by
     # name. Not core's ``config_parameter``: core stores 0 as no parameter
@@ -69,6 +70,11 @@ class ResConfigSettings(models.TransientModel):
     )
     # filled by get_values: whether mass_mailing's own fields are there
     mail_outbound_mass_mailing_installed = fields.Boolean(readonly=True)
+
+    @api.model
+    def _mail_outbound_guarded(self, field):
+        # this form's own fields only: the other modules' settings are theirs
+        return field._module == "mail_outbound"
 
     def _mass_mailing_owns_setting(self):
         return "mass_mailing_mail_server_id" in self._fields

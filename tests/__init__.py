@@ -17,3 +17,4 @@ from . import test_parallel_sessions
 from . import test_core_pins
 from . import test_real_traffic
 from . import test_limits
+from . import test_hostile_input

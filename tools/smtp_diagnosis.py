@@ -269,7 +269,7 @@ class _Bounded:
 
     def close(self):
         self._rsock, self._rbuf = None, b""
-        super().close()
+        return super().close()
 
 
 class _BoundedSMTP(_Bounded, smtplib.SMTP):

@@ -17,6 +17,7 @@ class MailOutboundConnectionTest(models.TransientModel):
     """
 
     _name = "mail.outbound.connection.test"
+    _inherit = ["mail.outbound.input.guard"]
     _description = "Outgoing Server Test Connection"
 
     mail_server_id = fields.Many2one(
