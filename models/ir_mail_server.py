@@ -47,15 +47,17 @@ class IrMailServer(models.Model):
     delivery_failures = fields.Integer(
         "Failures in a Row",
         readonly=True,
+        groups="base.group_system",
         help="Consecutive connection or authentication failures. At the "
         "threshold the server is skipped (circuit open) for a while.",
     )
     unhealthy_until = fields.Datetime(
         readonly=True,
+        groups="base.group_system",
         help="Until then the server is skipped and mail fails over to the next "
         "server of the same kind, or waits.",
     )
-    last_delivery_error = fields.Char(readonly=True)
+    last_delivery_error = fields.Char(readonly=True, groups="base.group_system")
     company_id = fields.Many2one(
         "res.company",
         index=True,

@@ -16,6 +16,11 @@ from odoo.tools.misc import format_date, format_datetime, formatLang
 
 from ..tools import health
 
+# Delivery Health is for system administrators: what each server sent, its
+# failures and its queue. Core lets other groups read ir.mail_server
+# (mass_mailing's users), so its health fields carry the group themselves.
+SYSTEM = "base.group_system"
+
 
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
@@ -36,26 +41,34 @@ class IrMailServer(models.Model):
         ],
         "Circuit",
         compute="_compute_circuit_state",
+        groups=SYSTEM,
         search="_search_circuit_state",
         help="Skipped: after failures in a row the server rests, and mail goes "
         "to the next server of the same kind, or waits. Failed lately: the rest "
         "is over, or the threshold not reached; the next send tries it.",
     )
-    mail_count = fields.Integer("Mails", compute="_compute_mail_count")
+    mail_count = fields.Integer("Mails", compute="_compute_mail_count", groups=SYSTEM)
     delivery_log_count = fields.Integer(
-        "Delivery Attempts", compute="_compute_delivery_log_count"
+        "Delivery Attempts", compute="_compute_delivery_log_count", groups=SYSTEM
     )
-    queue_due = fields.Integer("Due Now", compute="_compute_health")
-    queue_deferred = fields.Integer("Deferred", compute="_compute_health")
+    queue_due = fields.Integer("Due Now", compute="_compute_health", groups=SYSTEM)
+    queue_deferred = fields.Integer(
+        "Deferred", compute="_compute_health", groups=SYSTEM
+    )
     queue_held = fields.Integer(
         "Waiting for a Limit",
         compute="_compute_health",
+        groups=SYSTEM,
         help="Mails held by a sending limit until its next window; raising "
         "the limit releases them at once.",
     )
-    failures_24h = fields.Integer("Failures (24 h)", compute="_compute_health")
-    usage_display = fields.Char("Today / Limit", compute="_compute_health")
-    queue_eta = fields.Char("Current Queue", compute="_compute_health")
+    failures_24h = fields.Integer(
+        "Failures (24 h)", compute="_compute_health", groups=SYSTEM
+    )
+    usage_display = fields.Char(
+        "Today / Limit", compute="_compute_health", groups=SYSTEM
+    )
+    queue_eta = fields.Char("Current Queue", compute="_compute_health", groups=SYSTEM)
 
     # ------------------------------------------------------------
     # Presets

@@ -61,8 +61,8 @@ class IrMailServer(models.Model):
         "Count; the rest waits for the next minute. 0: no limit.",
     )
     sent_today = fields.Integer(
-        "Sent Today",
         compute="_compute_sent_today",
+        groups="base.group_system",
         help="What this server accepted today, in the unit of Limits Count: "
         "messages or recipients. Refusals and deferrals are not counted.",
     )

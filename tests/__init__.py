@@ -18,3 +18,4 @@ from . import test_core_pins
 from . import test_real_traffic
 from . import test_limits
 from . import test_hostile_input
+from . import test_health_access
