@@ -484,6 +484,7 @@ class IrMailServer(models.Model):
         oauth = self._get_oauth_providers().get(server.smtp_authentication, "")
         return smtp_diagnosis.SmtpConfig(
             oauth=oauth,
+            from_filter=server.from_filter or "",
             host=server.smtp_host or "",
             port=server.smtp_port,
             encryption=server.smtp_encryption or "none",

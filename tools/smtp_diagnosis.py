@@ -28,6 +28,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from .addresses import FromFilter
+
 
 def _lt(source):
     """Mark ``source`` for translation; the Odoo layer translates it."""
@@ -101,6 +103,13 @@ FIXES = {
     "sender_refused": _lt(
         "The server refuses to send as %(sender)s (%(code)s %(reply)s): add "
         "%(domain)s to its FROM filter, or allow that sender at your provider."
+    ),
+    # the filter already lists the sender or its domain: adding it again
+    # changes nothing, the refusal is the provider's
+    "sender_refused_provider": _lt(
+        "The server refuses to send as %(sender)s (%(code)s %(reply)s), which "
+        "its FROM filter already allows: allow that sender, or its domain "
+        "%(domain)s, at your provider."
     ),
     "recipient_refused": _lt(
         "The server refused the recipient %(recipient)s (%(code)s %(reply)s): "
@@ -297,6 +306,7 @@ class SmtpConfig:
     oauth: str = ""
     timeout: float = 10
     deadline: float = DEADLINE  # for the whole checklist
+    from_filter: str = ""  # the server's FROM filter, to word a refused sender
 
 
 @dataclass
@@ -654,9 +664,13 @@ class _Diagnosis:
                     params=params,
                 )
             else:
-                self.refused(
-                    "mail_from", started, code, reply, "sender_refused", params
+                from_filter = FromFilter(self.config.from_filter)
+                fix = (
+                    "sender_refused_provider"
+                    if from_filter and from_filter.allows(sender)
+                    else "sender_refused"
                 )
+                self.refused("mail_from", started, code, reply, fix, params)
         return accepted
 
     def rcpt(self, sender, recipient):

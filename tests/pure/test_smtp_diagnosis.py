@@ -100,6 +100,25 @@ def test_one_refused_sender_is_reported_with_its_fix():
     assert summary(steps) == FAILED
 
 
+@pytest.mark.parametrize(
+    "from_filter",
+    ["forbidden@acme-example.com", "acme-example.com", "x@y.example, ACME-example.com"],
+)
+def test_refused_sender_the_filter_already_allows_is_the_providers(from_filter):
+    # issue #23 (12): "add acme-example.com to its FROM filter" to a filter
+    # that already lists forbidden@acme-example.com
+    with LoopbackSmtp() as smtp:
+        smtp.script("mail", 550, "5.7.1 Sender not allowed")
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_filter=from_filter)
+        steps = diagnose(
+            config, ["forbidden@acme-example.com"], "rcpt@destination.example"
+        )
+    refused = by_key(steps)["mail_from"][0]
+    assert refused.fix == "sender_refused_provider"
+    assert "add acme-example.com" not in refused.fix_text()
+    assert "already allows" in refused.fix_text()
+
+
 def test_temporary_refusal_is_told_apart():
     with LoopbackSmtp() as smtp:
         smtp.script("mail", 451, "4.7.1 Greylisted, try later")
