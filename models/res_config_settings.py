@@ -268,20 +268,38 @@ class ResConfigSettings(models.TransientModel):
         # (notification, catchall, bounce) before and after the change
         before = self._alias_addresses(domain.name, stored[2], stored[1], stored[0])
         after = self._get_typed_alias_addresses()
-        changes = "\n".join(
-            f"{old or '-'} \u2192 {new or '-'}"
-            for old, new in zip(before, after, strict=True)
+        # each address says what it receives: the bounce address gets
+        # delivery reports, not replies
+        changes = "\n\n".join(
+            self._describe_alias_change(index, old or "-", new or "-")
+            for index, (old, new) in enumerate(zip(before, after, strict=True))
             if old != new
         )
-        return {
-            "warning": {
-                "title": _("Changing an alias of %(domain)s", domain=domain.name),
-                "message": _(
-                    "%(changes)s\n\nReplies to emails already sent with the old "
-                    "address will no longer be routed to Odoo unless your mail "
-                    "server redirects the old address to the new one. Keep the "
-                    "old mailbox forwarding for a while.",
-                    changes=changes,
-                ),
-            }
-        }
+        return {"warning": {"title": _("Warning"), "message": changes}}
+
+    @api.model
+    def _describe_alias_change(self, index, old, new):
+        """Index 0: notification address, 1: catchall, 2: bounce."""
+        if index == 0:
+            return _(
+                "Notifications: %(old)s \u2192 %(new)s. Mail is sent from the "
+                "new address; check that your servers' FROM filters allow it.",
+                old=old,
+                new=new,
+            )
+        if index == 1:
+            return _(
+                "Replies: %(old)s \u2192 %(new)s. Replies to emails already "
+                "sent with the old address will no longer be routed to Odoo "
+                "unless your mail server redirects it to the new one: keep the "
+                "old mailbox forwarding for a while.",
+                old=old,
+                new=new,
+            )
+        return _(
+            "Delivery reports (bounces): %(old)s \u2192 %(new)s. Reports about "
+            "emails already sent go to the old address: keep it forwarding to "
+            "the new one for a while.",
+            old=old,
+            new=new,
+        )

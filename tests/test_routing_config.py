@@ -208,6 +208,16 @@ class TestSettings(MailOutboundCase):
         self.assertNotIn("bounce@example.com \u2192", warning)
         # the shown address follows the typed alias before saving
         self.assertEqual(settings.mail_outbound_reply_address, "replies@example.com")
+        # issue #23 (17): the bounce address receives delivery reports
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            settings.alias_domain_bounce_alias = "reports"
+        warning = "\n".join(logs.output)
+        self.assertIn(
+            "Delivery reports (bounces): bounce@example.com \u2192 reports@example.com",
+            warning,
+        )
+        self.assertNotIn("Replies to emails", warning.split("Delivery reports")[1])
+        settings.alias_domain_bounce_alias = "bounce"
         settings.save().execute()
         self.assertEqual(self.alias_domain.catchall_email, "replies@example.com")
 
