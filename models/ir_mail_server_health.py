@@ -20,6 +20,8 @@ from ..tools import health
 # failures and its queue. Core lets other groups read ir.mail_server
 # (mass_mailing's users), so its health fields carry the group themselves.
 SYSTEM = "base.group_system"
+# a server on a port Settings blocks sends nothing, whatever its circuit says
+PORT_BLOCKED = "port_blocked"
 
 
 class IrMailServer(models.Model):
@@ -38,6 +40,7 @@ class IrMailServer(models.Model):
             (health.CLOSED, "Healthy"),
             (health.RETRY, "Failed lately"),
             (health.OPEN, "Skipped (circuit open)"),
+            (PORT_BLOCKED, "Port blocked"),
         ],
         "Circuit",
         compute="_compute_circuit_state",
@@ -45,7 +48,8 @@ class IrMailServer(models.Model):
         search="_search_circuit_state",
         help="Skipped: after failures in a row the server rests, and mail goes "
         "to the next server of the same kind, or waits. Failed lately: the rest "
-        "is over, or the threshold not reached; the next send tries it.",
+        "is over, or the threshold not reached; the next send tries it. Port "
+        "blocked: its port is in Settings > Blocked SMTP Ports; it sends nothing.",
     )
     mail_count = fields.Integer("Mails", compute="_compute_mail_count", groups=SYSTEM)
     delivery_log_count = fields.Integer(
@@ -93,10 +97,20 @@ class IrMailServer(models.Model):
     # Health
     # ------------------------------------------------------------
 
-    @api.depends("unhealthy_until", "delivery_failures")
+    @api.depends(
+        "unhealthy_until",
+        "delivery_failures",
+        "smtp_port",
+        "smtp_authentication",
+        "active",
+    )
     def _compute_circuit_state(self):
         now = fields.Datetime.now()
+        blocked = self._get_blocked_ports()
         for server in self:
+            if server._is_port_blocked(blocked):
+                server.circuit_state = PORT_BLOCKED
+                continue
             server.circuit_state = health.circuit_state(
                 server.unhealthy_until, server.delivery_failures, now
             )
@@ -116,9 +130,18 @@ class IrMailServer(models.Model):
             health.RETRY: ["&", ("delivery_failures", ">", 0), *resting_over],
             health.CLOSED: ["&", ("delivery_failures", "=", 0), *resting_over],
         }
+        servers = self.with_context(active_test=False)
+        blocked_ids = {
+            server.id
+            for server in servers.search([])
+            if server._is_port_blocked(self._get_blocked_ports())
+        }
         ids = set()
         for state in values & set(domains):
-            ids.update(self.with_context(active_test=False)._search(domains[state]))
+            ids.update(servers._search(domains[state]))
+        ids -= blocked_ids
+        if PORT_BLOCKED in values:
+            ids |= blocked_ids
         positive = operator in ("=", "in")
         return [("id", "in" if positive else "not in", list(ids))]
 

@@ -238,6 +238,34 @@ class ResConfigSettings(models.TransientModel):
             address(bounce),
         )
 
+    @api.onchange("mail_outbound_blocked_ports")
+    def _onchange_mail_outbound_blocked_ports(self):
+        """Blocking a port servers use stops them: say which, before saving."""
+        try:
+            blocked = ports.parse_blocked_ports(self.mail_outbound_blocked_ports)
+        except ValueError:
+            return None  # the constraint words it on save
+        servers = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .search([])
+            .filtered(lambda server: server._is_port_blocked(blocked))
+        )
+        if not servers:
+            return None
+        return {
+            "warning": {
+                "title": _("Warning"),
+                "message": _(
+                    "These servers use a port you are blocking and will send "
+                    "nothing until their port changes: %(servers)s.",
+                    servers=", ".join(
+                        f"{server.name} ({server.smtp_port})" for server in servers
+                    ),
+                ),
+            }
+        }
+
     @api.onchange(
         "alias_domain_bounce_alias",
         "alias_domain_catchall_alias",
