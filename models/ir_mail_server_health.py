@@ -14,7 +14,9 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 from odoo.tools.misc import format_date, format_datetime, formatLang
 
-from ..tools import health
+from odoo.addons.base.models.ir_mail_server import SMTP_TIMEOUT
+
+from ..tools import health, smtp_diagnosis
 
 # Delivery Health is for system administrators: what each server sent, its
 # failures and its queue. Core lets other groups read ir.mail_server
@@ -50,6 +52,17 @@ class IrMailServer(models.Model):
         "to the next server of the same kind, or waits. Failed lately: the rest "
         "is over, or the threshold not reached; the next send tries it. Port "
         "blocked: its port is in Settings > Blocked SMTP Ports; it sends nothing.",
+    )
+    circuit_summary = fields.Char(
+        compute="_compute_circuit_summary",
+        groups=SYSTEM,
+        help="The circuit's state in one sentence, its last error worded as "
+        "Test Connection words it.",
+    )
+    last_delivery_error_text = fields.Char(
+        "Last Error",
+        compute="_compute_circuit_summary",
+        groups=SYSTEM,
     )
     mail_count = fields.Integer("Mails", compute="_compute_mail_count", groups=SYSTEM)
     delivery_log_count = fields.Integer(
@@ -114,6 +127,50 @@ class IrMailServer(models.Model):
             server.circuit_state = health.circuit_state(
                 server.unhealthy_until, server.delivery_failures, now
             )
+
+    @api.depends(
+        "circuit_state", "delivery_failures", "unhealthy_until", "last_delivery_error"
+    )
+    def _compute_circuit_summary(self):
+        tz = self.env.user.tz or self.env["mail.delivery.log"]._company_tz()
+        for server in self:
+            error = server._explain_delivery_error()
+            server.last_delivery_error_text = error
+            until = server.unhealthy_until
+            if server.circuit_state == health.OPEN and until:
+                # one sentence, the date in the reader's zone, named: fields
+                # between words broke the banner around the date
+                server.circuit_summary = _(
+                    "This server failed %(count)s times in a row and is skipped "
+                    "until %(until)s (%(tz)s): mail goes to the next server of the "
+                    "same kind, or waits. Last error: %(error)s",
+                    count=server.delivery_failures,
+                    until=format_datetime(self.env, until, tz=tz, dt_format="short"),
+                    tz=tz,
+                    error=error,
+                )
+            elif server.circuit_state == health.RETRY:
+                server.circuit_summary = _(
+                    "This server failed %(count)s times in a row; the next send "
+                    "tries it again. Last error: %(error)s",
+                    count=server.delivery_failures,
+                    error=error,
+                )
+            elif server.circuit_state == PORT_BLOCKED:
+                server.circuit_summary = server._blocked_port_message()
+            else:
+                server.circuit_summary = False
+
+    def _explain_delivery_error(self):
+        """The last error as Test Connection words it, else as it was."""
+        self.ensure_one()
+        text = self.last_delivery_error or ""
+        explained = smtp_diagnosis.explain_error(
+            text, self.smtp_host or "", self.smtp_port or 0, SMTP_TIMEOUT
+        )
+        if not explained:
+            return text
+        return smtp_diagnosis.fix_text(*explained, translate=self.env._)
 
     def _search_circuit_state(self, operator, value):
         if operator not in ("=", "!=", "in", "not in"):
@@ -356,7 +413,10 @@ class IrMailServer(models.Model):
                     count=len(mails),
                     server=", ".join(self.mapped("name")),
                 ),
-                "next": {"type": "ir.actions.act_window_close"},
+                "sticky": False,
+                # the list or form shows the reset circuit at once: closing a
+                # window that is not a dialog showed nothing
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
 

@@ -20,6 +20,8 @@ HEALTH_FIELDS = [
     "delivery_failures",
     "unhealthy_until",
     "last_delivery_error",
+    "last_delivery_error_text",
+    "circuit_summary",
 ]
 
 

@@ -164,6 +164,36 @@ class TestServerHealth(MailOutboundCase):
             all(mail.scheduled_date <= fields.Datetime.now() for mail in deferred)
         )
 
+    def test_circuit_banner_is_one_sentence_with_the_error_worded(self):
+        # issue #23 (15): raw "[Errno 111] Connection refused" in the banner
+        # and the Delivery tab, where Test Connection words it well
+        later = fields.Datetime.now() + timedelta(hours=1)
+        self.env.user.tz = "Europe/Bucharest"
+        self.server.write(
+            {
+                "delivery_failures": 3,
+                "unhealthy_until": later,
+                "last_delivery_error": "[Errno 111] Connection refused",
+                "smtp_port": 2601,
+            }
+        )
+        summary = self.server.circuit_summary
+        self.assertIn("Nothing accepts connections on 127.0.0.1 port 2601", summary)
+        self.assertNotIn("Errno", summary)
+        self.assertIn("(Europe/Bucharest)", summary)
+        self.assertNotIn("Errno", self.server.last_delivery_error_text)
+        # a server's own reply is shown as it is
+        self.server.last_delivery_error = "5.7.8 Username and Password not accepted"
+        self.assertIn("5.7.8 Username", self.server.last_delivery_error_text)
+
+    def test_try_now_says_what_it_did_and_reloads(self):
+        later = fields.Datetime.now() + timedelta(hours=1)
+        self.server.write({"delivery_failures": 3, "unhealthy_until": later})
+        action = self.server.action_try_now()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertIn(self.server.name, action["params"]["message"])
+        self.assertEqual(action["params"]["next"]["tag"], "soft_reload")
+
     def test_buttons_refuse_non_administrators_before_any_change(self):
         user = self.env["res.users"].create(
             {

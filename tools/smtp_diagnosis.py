@@ -805,6 +805,47 @@ def _list_not_run(run, senders, recipient, message):
         run.add(key, SKIPPED, params=dict(params), skip_reason="not_run")
 
 
+# what a send's error text says, as Test Connection would word it: the
+# circuit breaker keeps the raw text ("[Errno 111] Connection refused")
+_ERROR_FIXES = (
+    (("errno 111", "connection refused"), "connection_refused"),
+    (("timed out", "timeout"), "timeout"),
+    (
+        (
+            "name or service not known",
+            "temporary failure in name resolution",
+            "nodename nor servname",
+            "errno -2",
+            "errno -3",
+        ),
+        "dns",
+    ),
+    (("certificate_verify_failed", "certificate verify failed"), "tls_certificate"),
+    (("ssl", "wrong_version_number", "tls"), "tls_handshake"),
+    (
+        ("network is unreachable", "no route to host", "errno 101", "errno 113"),
+        "unreachable",
+    ),
+    (("connection unexpectedly closed", "connection reset"), "disconnected"),
+)
+
+
+def explain_error(text, host, port, timeout=10):
+    """``(fix key, params)`` for a send's error ``text``, or ``None`` when
+    the text is the server's own reply (shown as it is)."""
+    lowered = (text or "").lower()
+    for needles, key in _ERROR_FIXES:
+        if any(needle in lowered for needle in needles):
+            return key, {"host": host, "port": port, "timeout": timeout, "error": text}
+    return None
+
+
+def fix_text(key, params, translate=None):
+    """The translated fix of ``key`` filled with ``params``."""
+    translate = translate or (lambda source: source)
+    return translate(FIXES[key]) % params
+
+
 def summary(steps):
     """``ok``, ``warning`` or ``failed`` for the whole checklist."""
     statuses = {step.status for step in steps}

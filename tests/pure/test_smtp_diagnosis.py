@@ -14,6 +14,8 @@ from mail_outbound_tools.smtp_diagnosis import (
     WARNING,
     SmtpConfig,
     diagnose,
+    explain_error,
+    fix_text,
     summary,
 )
 
@@ -394,3 +396,30 @@ def test_hostile_server_cannot_hold_nor_grow_the_checklist(
     assert failed, statuses(steps)
     assert failed[0].fix == fix, (failed[0].key, failed[0].fix, failed[0].params)
     assert failed[0].fix_text()
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[Errno 111] Connection refused", "connection_refused"),
+        ("timed out", "timeout"),
+        ("[Errno -2] Name or service not known", "dns"),
+        (
+            "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)",
+            "tls_handshake",
+        ),
+        ("[Errno 113] No route to host", "unreachable"),
+        ("Connection unexpectedly closed", "disconnected"),
+        ("5.7.1 Relaying denied", None),
+    ],
+)
+def test_send_errors_worded_as_test_connection_words_them(text, key):
+    # issue #23 (15): "[Errno 111] Connection refused" raw in the circuit
+    # banner, where Test Connection words the same error well
+    explained = explain_error(text, "smtp.example.com", 2601)
+    assert (explained and explained[0]) == key
+    if key:
+        worded = fix_text(*explained)
+        assert "%(" not in worded
+        if key == "connection_refused":
+            assert worded.startswith("Nothing accepts connections on smtp.example.com")
