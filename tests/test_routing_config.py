@@ -147,6 +147,21 @@ class TestRoutingPreview(MailOutboundCase):
         self.assertTrue(preview.result_warning)
         self.assertIn("Add example.com to its FROM filter", preview.result_reason)
 
+    def test_preview_on_a_requested_server(self):
+        # issue #23 (13): advised adding the customer's domain to the filter;
+        # transactional mail through a mass-only server was not flagged
+        self.set_enforce_fixed_filter(False)
+        mass = self.create_server("Mass", "example.com", outbound_traffic="mass")
+        preview = Form(self.env["mail.outbound.routing.preview"])
+        preview.mail_server_id = mass
+        preview.email_from = "mary@gmail.example"
+        self.assertTrue(preview.result_warning)
+        self.assertNotIn("Add gmail.example", preview.result_reason)
+        self.assertIn("do not add it to the filter", preview.result_reason)
+        self.assertIn("carries mass mail only", preview.result_reason)
+        preview.traffic = "mass"
+        self.assertNotIn("carries mass mail only", preview.result_reason)
+
     def test_preview_line_break_is_refused(self):
         preview = Form(self.env["mail.outbound.routing.preview"])
         preview.email_from = "a@example.com\nBcc: x@example.org"
