@@ -89,6 +89,8 @@ class MailAliasDomain(models.Model):
             self._check_default_from_value(vals.get("default_from"))
         domains = super().create(vals_list)
         self.env["ir.mail_server"]._clear_forced_from_cache()
+        # "Addresses Odoo Sends As" opened empty until Refresh
+        domains._refresh_sending_addresses()
         return domains
 
     def write(self, vals):
@@ -96,7 +98,14 @@ class MailAliasDomain(models.Model):
         result = super().write(vals)
         if {"default_from", "name"} & set(vals):
             self.env["ir.mail_server"]._clear_forced_from_cache()
+        if {"default_from", "name", "bounce_alias"} & set(vals):
+            self._refresh_sending_addresses()
         return result
+
+    def _refresh_sending_addresses(self):
+        Address = self.env["mail.outbound.sending.address"].sudo()
+        for domain in self.sudo():
+            Address._refresh(domain)
 
     def unlink(self):
         result = super().unlink()
@@ -143,7 +152,12 @@ class MailAliasDomain(models.Model):
 
     @api.model
     def _cron_check_readiness(self):
-        self.search([])._check_readiness()
+        domains = self.search([])
+        # domains created before the list was filled on create
+        domains.filtered(
+            lambda d: not d.sending_address_ids
+        )._refresh_sending_addresses()
+        domains._check_readiness()
 
     @api.model
     def _get_dns_resolver(self, timeout=dns_check.TIMEOUT):
