@@ -93,8 +93,30 @@ class IrMailServer(models.Model):
 
     @api.onchange("provider_preset_id")
     def _onchange_provider_preset_id(self):
-        if self.provider_preset_id:
-            self.update(self.provider_preset_id._prepare_server_values())
+        preset = self.provider_preset_id
+        if not preset:
+            return None
+        traffic_before = self.outbound_traffic
+        values = preset._prepare_server_values()
+        if not self.name:
+            values["name"] = preset.name
+        self.update(values)
+        if self.outbound_traffic in (traffic_before, "both"):
+            return None
+        # the preset changes what the server carries: say so, not silently
+        labels = dict(self._fields["outbound_traffic"]._description_selection(self.env))
+        return {
+            "warning": {
+                "title": _("Warning"),
+                "message": _(
+                    'The %(preset)s preset sets Carries to "%(traffic)s", as '
+                    "the provider's plan is meant for it: change it if your plan "
+                    "sends other mail.",
+                    preset=preset.name,
+                    traffic=labels.get(self.outbound_traffic, self.outbound_traffic),
+                ),
+            }
+        }
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):

@@ -31,9 +31,13 @@ class TestProviderPresets(MailOutboundCase):
     def test_choosing_a_preset_fills_the_new_server(self):
         form = Form(self.env["ir.mail_server"])
         form.name = "Transactional"
-        form.provider_preset_id = self.env.ref(
-            "mail_outbound.provider_preset_microsoft"
-        )
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            form.provider_preset_id = self.env.ref(
+                "mail_outbound.provider_preset_microsoft"
+            )
+        # issue #23 (22): not silently
+        self.assertIn('sets Carries to "Transactional only"', logs.output[0])
+        # a name typed is kept
         self.assertEqual(
             (
                 form.smtp_host,
@@ -47,6 +51,16 @@ class TestProviderPresets(MailOutboundCase):
         )
         server = form.save()
         self.assertEqual(server.daily_limit, 10000)
+        self.assertEqual(server.name, "Transactional")
+
+    def test_preset_names_an_unnamed_server(self):
+        # issue #23 (22): the server name was not filled
+        form = Form(self.env["ir.mail_server"])
+        form.provider_preset_id = self.env.ref(
+            "mail_outbound.provider_preset_amazon_ses"
+        )
+        self.assertEqual(form.name, "Amazon SES (us-east-1)")
+        self.assertEqual(form.outbound_traffic, "both")
 
     def test_preset_port_survives_the_encryption_onchange(self):
         # core proposes 25 for no encryption, 465 for SSL: the preset's wins

@@ -61,8 +61,19 @@ tours.add("mail_outbound_server_tour", {
             run: "click",
         },
         {
-            content: "The preset filled the host, port and limit",
+            content: "The preset says it restricts what the server carries (issue #23, 22)",
+            trigger: ".modal:contains('Transactional only')",
+        },
+        {
+            trigger: ".modal .modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "The preset filled the host, port, limit and the empty name",
             trigger: "div[name='smtp_host'] input:value('smtp-relay.brevo.com')",
+        },
+        {
+            trigger: "div[name='name'] input:value('Brevo')",
         },
         {
             trigger: "div[name='smtp_port'] input:value('587')",

@@ -1,0 +1,28 @@
+"""Screens that agree with the queue: filters, headings and hints the
+walk of every screen found missing (issue #23)."""
+
+from odoo.tests import tagged
+
+from .common import MailOutboundCase
+
+
+@tagged("post_install", "-at_install", "mail_outbound")
+class TestScreens(MailOutboundCase):
+    def arch(self, model, view_type):
+        views = self.env[model].get_views([(False, view_type)])["views"]
+        return views[view_type]["arch"]
+
+    def test_delivery_attempts_failed_over_filter_and_reports_heading(self):
+        # issue #23 (21): no "Failed Over" filter; the bounce events had no heading
+        self.assertIn('name="failed_over"', self.arch("mail.delivery.log", "search"))
+        self.assertIn(
+            'string="Delivery Reports"', self.arch("mail.delivery.log", "form")
+        )
+
+    def test_preset_zero_reads_not_published(self):
+        # issue #23 (22): "Rate per Minute 0" for a limit the provider does
+        # not publish read as "no limit"
+        form = self.arch("mail.outbound.provider.preset", "form")
+        self.assertEqual(form.count("not published"), 3)
+        health = self.env.ref("mail_outbound.ir_mail_server_view_list_health").arch
+        self.assertIn('invisible="not rate_per_minute"', health)
