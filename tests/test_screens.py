@@ -26,3 +26,15 @@ class TestScreens(MailOutboundCase):
         self.assertEqual(form.count("not published"), 3)
         health = self.env.ref("mail_outbound.ir_mail_server_view_list_health").arch
         self.assertIn('invisible="not rate_per_minute"', health)
+
+    def test_settings_blacklist_has_its_own_help_and_servers_a_link(self):
+        # issue #23 (18): "Blacklist After Hard Bounces" under "Daily Usage
+        # and Limit" with no tooltip; no link to the servers list
+        arch = self.arch("res.config.settings", "form")
+        self.assertRegex(
+            arch,
+            r'id="mail_outbound_blacklist_setting"[^>]*help="An address whose mails '
+            r"bounced",
+        )
+        server_list = self.env.ref("base.action_ir_mail_server_list")
+        self.assertIn(f'name="{server_list.id}"', arch)
