@@ -38,3 +38,17 @@ class TestScreens(MailOutboundCase):
         )
         server_list = self.env.ref("base.action_ir_mail_server_list")
         self.assertIn(f'name="{server_list.id}"', arch)
+
+    def test_settings_alias_labels_in_romanian(self):
+        # issue #23 (25): "Catchall" and "Bounce" stayed English in Romanian
+        self.env["res.lang"]._activate_lang("ro_RO")
+        self.env["ir.module.module"].search(
+            [("name", "=", "mail_outbound")]
+        )._update_translations(["ro_RO"])
+        arch = (
+            self.env["res.config.settings"]
+            .with_context(lang="ro_RO")
+            .get_views([(False, "form")])["views"]["form"]["arch"]
+        )
+        self.assertIn('string="Returnare"', arch)
+        self.assertIn('string="Adresă generală (catchall)"', arch)
