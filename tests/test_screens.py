@@ -52,3 +52,15 @@ class TestScreens(MailOutboundCase):
         )
         self.assertIn('string="Returnare"', arch)
         self.assertIn('string="Adresă generală (catchall)"', arch)
+
+    def test_reworded_core_field_in_romanian(self):
+        # issue #23 (6): "FROM Filtering" stayed English in Romanian and its
+        # tooltip fell back to core's old help
+        self.env["res.lang"]._activate_lang("ro_RO")
+        self.env["ir.module.module"].search(
+            [("name", "in", ("base", "mail", "mail_outbound"))]
+        )._update_translations(["ro_RO"])
+        env = self.env(context={"lang": "ro_RO"})
+        field = env["ir.mail_server"]._fields["from_filter"]
+        self.assertEqual(field._description_string(env), "Filtrare FROM")
+        self.assertNotIn("Comma-separated list", field._description_help(env))
