@@ -10,7 +10,8 @@ EXCLUDED_MODULES = ("mail_outbound_static",)
 # Core fields whose label or help this module rewords. Core's translations
 # are loaded first and later modules never overwrite them, so Romanian kept
 # core's "FROM Filtering" and its old help beside this module's words.
-REWORDED_CORE_FIELDS = ("mail_outbound.field_ir_mail_server__from_filter",)
+# (XML ids of this module's records of those fields)
+REWORDED_CORE_FIELDS = ("field_ir_mail_server__from_filter",)
 
 
 class IrModuleModule(models.Model):
@@ -25,7 +26,13 @@ class IrModuleModule(models.Model):
             importer = TranslationImporter(self.env.cr, verbose=False)
             for lang in langs:
                 for po_path in get_po_paths("mail_outbound", lang):
-                    importer.load_file(po_path, lang, xmlids=REWORDED_CORE_FIELDS)
+                    importer.load_file(
+                        po_path,
+                        lang,
+                        xmlids={
+                            f"mail_outbound.{name}" for name in REWORDED_CORE_FIELDS
+                        },
+                    )
             importer.save(overwrite=True)
         return result
 
