@@ -75,3 +75,18 @@ class TestHealthAccess(MailOutboundCase):
         with self.assertRaises(AccessError):
             as_employee._get_action_dict()
         self.assertEqual(action.sudo()._get_action_dict()["id"], action.id)
+
+    def test_employee_who_may_read_servers_still_opens_their_screens(self):
+        # the health fields are gone from their views, not an error
+        Server = self.env["ir.mail_server"].with_user(self.employee)
+        views = Server.get_views([(False, "list"), (False, "form")])
+        for view_type in ("list", "form"):
+            arch = views["views"][view_type]["arch"]
+            self.assertNotIn('name="queue_eta"', arch)
+            self.assertNotIn('name="circuit_summary"', arch)
+        fields_spec = {
+            name: {}
+            for name in views["models"]["ir.mail_server"]["fields"]
+            if name in Server._fields and Server._fields[name].type != "one2many"
+        }
+        Server.web_search_read([], fields_spec)
