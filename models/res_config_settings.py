@@ -82,6 +82,14 @@ class ResConfigSettings(models.TransientModel):
     @api.model
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
+        if "external_email_server_default" in values and not values.get(
+            "external_email_server_default"
+        ):
+            # core's checkbox reads a parameter nobody sets when servers are
+            # created from their list: unchecked while servers send the mail
+            values["external_email_server_default"] = bool(
+                self.env["ir.mail_server"].sudo().search_count([], limit=1)
+            )
         if not self.env.is_system():
             # core reads every setting as superuser, also for an onchange of
             # anyone: the database's usage and limits are not theirs to see

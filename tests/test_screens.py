@@ -64,3 +64,21 @@ class TestScreens(MailOutboundCase):
         field = env["ir.mail_server"]._fields["from_filter"]
         self.assertEqual(field._description_string(env), "Filtrare FROM")
         self.assertNotIn("Comma-separated list", field._description_help(env))
+
+    def test_custom_email_servers_checked_while_servers_exist(self):
+        # issue #23 (18): "Use Custom Email Servers" stayed unchecked while
+        # five servers were used
+        self.env["ir.config_parameter"].sudo().set_param(
+            "base_setup.default_external_email_server", False
+        )
+        self.assertFalse(
+            self.env["res.config.settings"].default_get(
+                ["external_email_server_default"]
+            )["external_email_server_default"]
+        )
+        self.create_server("Relay", "example.com")
+        self.assertTrue(
+            self.env["res.config.settings"].default_get(
+                ["external_email_server_default"]
+            )["external_email_server_default"]
+        )
