@@ -1,3 +1,7 @@
+# first: the models below inherit it
+from . import mail_outbound_input_guard
+
+from . import ir_actions_act_window
 from . import ir_config_parameter
 from . import ir_mail_server
 from . import ir_mail_server_circuit

@@ -16,7 +16,8 @@ _logger = logging.getLogger(__name__)
 
 
 class IrMailServer(models.Model):
-    _inherit = "ir.mail_server"
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "mail.outbound.input.guard"]
 
     from_filter = fields.Char(
         help="Comma-separated addresses or domains this server may send as, as "
@@ -46,15 +47,17 @@ class IrMailServer(models.Model):
     delivery_failures = fields.Integer(
         "Failures in a Row",
         readonly=True,
+        groups="base.group_system",
         help="Consecutive connection or authentication failures. At the "
         "threshold the server is skipped (circuit open) for a while.",
     )
     unhealthy_until = fields.Datetime(
         readonly=True,
+        groups="base.group_system",
         help="Until then the server is skipped and mail fails over to the next "
         "server of the same kind, or waits.",
     )
-    last_delivery_error = fields.Char(readonly=True)
+    last_delivery_error = fields.Char(readonly=True, groups="base.group_system")
     company_id = fields.Many2one(
         "res.company",
         index=True,
@@ -450,7 +453,9 @@ class IrMailServer(models.Model):
         """
         self.ensure_one()
         config = tools.config
-        timeout = base_ir_mail_server.SMTP_TIMEOUT
+        # core waits 60 s per read; Test Connection answers a person waiting
+        # at the screen, within smtp_diagnosis.DEADLINE in all
+        timeout = min(base_ir_mail_server.SMTP_TIMEOUT, 15)
         cafile = self.env["ir.config_parameter"]._mail_outbound_get(
             "mail_outbound.smtp_ca_file"
         )
@@ -465,6 +470,7 @@ class IrMailServer(models.Model):
                 keyfile=config.get("smtp_ssl_private_key_filename") or "",
                 cafile=cafile,
                 timeout=timeout,
+                deadline=smtp_diagnosis.DEADLINE,
             )
         server = self.sudo()
         certfile = keyfile = ""
@@ -479,6 +485,7 @@ class IrMailServer(models.Model):
         oauth = self._get_oauth_providers().get(server.smtp_authentication, "")
         return smtp_diagnosis.SmtpConfig(
             oauth=oauth,
+            from_filter=server.from_filter or "",
             host=server.smtp_host or "",
             port=server.smtp_port,
             encryption=server.smtp_encryption or "none",
@@ -488,6 +495,7 @@ class IrMailServer(models.Model):
             keyfile=keyfile,
             cafile=cafile,
             timeout=timeout,
+            deadline=smtp_diagnosis.DEADLINE,
         )
 
     # ------------------------------------------------------------

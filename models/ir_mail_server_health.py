@@ -14,7 +14,16 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
 from odoo.tools.misc import format_date, format_datetime, formatLang
 
-from ..tools import health
+from odoo.addons.base.models.ir_mail_server import SMTP_TIMEOUT
+
+from ..tools import health, smtp_diagnosis
+
+# Delivery Health is for system administrators: what each server sent, its
+# failures and its queue. Core lets other groups read ir.mail_server
+# (mass_mailing's users), so its health fields carry the group themselves.
+SYSTEM = "base.group_system"
+# a server on a port Settings blocks sends nothing, whatever its circuit says
+PORT_BLOCKED = "port_blocked"
 
 
 class IrMailServer(models.Model):
@@ -33,29 +42,50 @@ class IrMailServer(models.Model):
             (health.CLOSED, "Healthy"),
             (health.RETRY, "Failed lately"),
             (health.OPEN, "Skipped (circuit open)"),
+            (PORT_BLOCKED, "Port blocked"),
         ],
         "Circuit",
         compute="_compute_circuit_state",
+        groups=SYSTEM,
         search="_search_circuit_state",
         help="Skipped: after failures in a row the server rests, and mail goes "
         "to the next server of the same kind, or waits. Failed lately: the rest "
-        "is over, or the threshold not reached; the next send tries it.",
+        "is over, or the threshold not reached; the next send tries it. Port "
+        "blocked: its port is in Settings > Blocked SMTP Ports; it sends nothing.",
     )
-    mail_count = fields.Integer("Mails", compute="_compute_mail_count")
+    circuit_summary = fields.Char(
+        compute="_compute_circuit_summary",
+        groups=SYSTEM,
+        help="The circuit's state in one sentence, its last error worded as "
+        "Test Connection words it.",
+    )
+    last_delivery_error_text = fields.Char(
+        "Last Error",
+        compute="_compute_circuit_summary",
+        groups=SYSTEM,
+    )
+    mail_count = fields.Integer("Mails", compute="_compute_mail_count", groups=SYSTEM)
     delivery_log_count = fields.Integer(
-        "Delivery Attempts", compute="_compute_delivery_log_count"
+        "Delivery Attempts", compute="_compute_delivery_log_count", groups=SYSTEM
     )
-    queue_due = fields.Integer("Due Now", compute="_compute_health")
-    queue_deferred = fields.Integer("Deferred", compute="_compute_health")
+    queue_due = fields.Integer("Due Now", compute="_compute_health", groups=SYSTEM)
+    queue_deferred = fields.Integer(
+        "Deferred", compute="_compute_health", groups=SYSTEM
+    )
     queue_held = fields.Integer(
         "Waiting for a Limit",
         compute="_compute_health",
+        groups=SYSTEM,
         help="Mails held by a sending limit until its next window; raising "
         "the limit releases them at once.",
     )
-    failures_24h = fields.Integer("Failures (24 h)", compute="_compute_health")
-    usage_display = fields.Char("Today / Limit", compute="_compute_health")
-    queue_eta = fields.Char("Current Queue", compute="_compute_health")
+    failures_24h = fields.Integer(
+        "Failures (24 h)", compute="_compute_health", groups=SYSTEM
+    )
+    usage_display = fields.Char(
+        "Today / Limit", compute="_compute_health", groups=SYSTEM
+    )
+    queue_eta = fields.Char("Current Queue", compute="_compute_health", groups=SYSTEM)
 
     # ------------------------------------------------------------
     # Presets
@@ -63,8 +93,30 @@ class IrMailServer(models.Model):
 
     @api.onchange("provider_preset_id")
     def _onchange_provider_preset_id(self):
-        if self.provider_preset_id:
-            self.update(self.provider_preset_id._prepare_server_values())
+        preset = self.provider_preset_id
+        if not preset:
+            return None
+        traffic_before = self.outbound_traffic
+        values = preset._prepare_server_values()
+        if not self.name:
+            values["name"] = preset.name
+        self.update(values)
+        if self.outbound_traffic in (traffic_before, "both"):
+            return None
+        # the preset changes what the server carries: say so, not silently
+        labels = dict(self._fields["outbound_traffic"]._description_selection(self.env))
+        return {
+            "warning": {
+                "title": _("Warning"),
+                "message": _(
+                    'The %(preset)s preset sets Carries to "%(traffic)s", as '
+                    "the provider's plan is meant for it: change it if your plan "
+                    "sends other mail.",
+                    preset=preset.name,
+                    traffic=labels.get(self.outbound_traffic, self.outbound_traffic),
+                ),
+            }
+        }
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):
@@ -80,13 +132,67 @@ class IrMailServer(models.Model):
     # Health
     # ------------------------------------------------------------
 
-    @api.depends("unhealthy_until", "delivery_failures")
+    @api.depends(
+        "unhealthy_until",
+        "delivery_failures",
+        "smtp_port",
+        "smtp_authentication",
+        "active",
+    )
     def _compute_circuit_state(self):
         now = fields.Datetime.now()
+        blocked = self._get_blocked_ports()
         for server in self:
+            if server._is_port_blocked(blocked):
+                server.circuit_state = PORT_BLOCKED
+                continue
             server.circuit_state = health.circuit_state(
                 server.unhealthy_until, server.delivery_failures, now
             )
+
+    @api.depends(
+        "circuit_state", "delivery_failures", "unhealthy_until", "last_delivery_error"
+    )
+    def _compute_circuit_summary(self):
+        tz = self.env.user.tz or self.env["mail.delivery.log"]._company_tz()
+        for server in self:
+            error = server._explain_delivery_error()
+            server.last_delivery_error_text = error
+            until = server.unhealthy_until
+            if server.circuit_state == health.OPEN and until:
+                # one sentence, the date in the reader's zone, named: fields
+                # between words broke the banner around the date
+                server.circuit_summary = _(
+                    "This server failed %(count)s times in a row and is skipped "
+                    "until %(until)s (%(tz)s): mail goes to the next server of the "
+                    "same kind, or waits. Last error: %(error)s",
+                    count=server.delivery_failures,
+                    until=format_datetime(self.env, until, tz=tz, dt_format="short"),
+                    tz=tz,
+                    error=error,
+                )
+            elif server.circuit_state == health.RETRY:
+                server.circuit_summary = _(
+                    "This server failed %(count)s times in a row; the next send "
+                    "tries it again. Last error: %(error)s",
+                    count=server.delivery_failures,
+                    error=error,
+                )
+            elif server.circuit_state == PORT_BLOCKED:
+                server.circuit_summary = server._blocked_port_message()
+            else:
+                server.circuit_summary = False
+
+    def _explain_delivery_error(self):
+        """The last error as Test Connection words it, else as it was."""
+        self.ensure_one()
+        text = self.last_delivery_error or ""
+        explained = smtp_diagnosis.explain_error(
+            text, self.smtp_host or "", self.smtp_port or 0, SMTP_TIMEOUT
+        )
+        if not explained:
+            return text
+        return smtp_diagnosis.fix_text(*explained, translate=self.env._)
 
     def _search_circuit_state(self, operator, value):
         if operator not in ("=", "!=", "in", "not in"):
@@ -103,9 +209,18 @@ class IrMailServer(models.Model):
             health.RETRY: ["&", ("delivery_failures", ">", 0), *resting_over],
             health.CLOSED: ["&", ("delivery_failures", "=", 0), *resting_over],
         }
+        servers = self.with_context(active_test=False)
+        blocked_ids = {
+            server.id
+            for server in servers.search([])
+            if server._is_port_blocked(self._get_blocked_ports())
+        }
         ids = set()
         for state in values & set(domains):
-            ids.update(self.with_context(active_test=False)._search(domains[state]))
+            ids.update(servers._search(domains[state]))
+        ids -= blocked_ids
+        if PORT_BLOCKED in values:
+            ids |= blocked_ids
         positive = operator in ("=", "in")
         return [("id", "in" if positive else "not in", list(ids))]
 
@@ -322,7 +437,10 @@ class IrMailServer(models.Model):
                     count=len(mails),
                     server=", ".join(self.mapped("name")),
                 ),
-                "next": {"type": "ir.actions.act_window_close"},
+                "sticky": False,
+                # the list or form shows the reset circuit at once: closing a
+                # window that is not a dialog showed nothing
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
 

@@ -62,9 +62,27 @@ class IrMailServer(models.Model):
     )
     sent_today = fields.Integer(
         compute="_compute_sent_today",
+        groups="base.group_system",
         help="What this server accepted today, in the unit of Limits Count: "
         "messages or recipients. Refusals and deferrals are not counted.",
     )
+
+    limit_time_zone = fields.Char(
+        "Windows' Time Zone",
+        compute="_compute_limit_time_zone",
+        help="The day and hour the limits count start at midnight and on the "
+        "hour in this time zone: the company's, set on its address.",
+    )
+
+    def _compute_limit_time_zone(self):
+        tz = self.env["mail.delivery.log"]._company_tz()
+        text = (
+            tz
+            if self.env.company.partner_id.tz
+            else _("UTC (the company's address has no time zone)")
+        )
+        for server in self:
+            server.limit_time_zone = text
 
     def _compute_sent_today(self):
         usage = self.env["mail.delivery.log"]._count_usage_today(self.ids)

@@ -12,7 +12,8 @@ _KIND_ORDER = {"mx": 0, "spf": 1, "dkim": 2, "dmarc": 3}
 
 
 class MailAliasDomain(models.Model):
-    _inherit = "mail.alias.domain"
+    _name = "mail.alias.domain"
+    _inherit = ["mail.alias.domain", "mail.outbound.input.guard"]
 
     # readiness of the domain for sending (issue 12): system administrators only
     dkim_key_ids = fields.One2many(
@@ -129,6 +130,8 @@ class MailAliasDomain(models.Model):
             self._check_default_from_value(vals.get("default_from"))
         domains = super().create(vals_list)
         self.env["ir.mail_server"]._clear_forced_from_cache()
+        # "Addresses Odoo Sends As" opened empty until Refresh
+        domains._refresh_sending_addresses()
         return domains
 
     def write(self, vals):
@@ -136,7 +139,14 @@ class MailAliasDomain(models.Model):
         result = super().write(vals)
         if {"default_from", "name"} & set(vals):
             self.env["ir.mail_server"]._clear_forced_from_cache()
+        if {"default_from", "name", "bounce_alias"} & set(vals):
+            self._refresh_sending_addresses()
         return result
+
+    def _refresh_sending_addresses(self):
+        Address = self.env["mail.outbound.sending.address"].sudo()
+        for domain in self.sudo():
+            Address._refresh(domain)
 
     def unlink(self):
         result = super().unlink()
@@ -204,7 +214,12 @@ class MailAliasDomain(models.Model):
 
     @api.model
     def _cron_check_readiness(self):
-        self.search([])._check_readiness()
+        domains = self.search([])
+        # domains created before the list was filled on create
+        domains.filtered(
+            lambda d: not d.sending_address_ids
+        )._refresh_sending_addresses()
+        domains._check_readiness()
         # the From domains a server form warns about: looked up here, so
         # that forms read stored policies and never wait for DNS
         self.env["mail.outbound.dmarc.policy"]._refresh(self._get_watched_domains())

@@ -1,7 +1,7 @@
 import logging
 from collections import defaultdict
 
-from odoo import api, fields, models, tools
+from odoo import _, api, fields, models, tools
 
 from ..tools import routing
 from ..tools.run import Decided
@@ -84,6 +84,12 @@ class MailMail(models.Model):
         "queue and is sent at its Scheduled Send Date.",
         prefetch=False,
     )
+    # the last deferral as a code and values: the sentence is made when shown,
+    # in the reader's language (failure_reason keeps core's stored sentence)
+    delivery_deferral_data = fields.Json(readonly=True, copy=False, prefetch=False)
+    delivery_deferral_reason = fields.Text(
+        "Last Error", compute="_compute_delivery_deferral_reason"
+    )
     delivery_maybe_delivered = fields.Boolean(
         "May Have Been Delivered",
         readonly=True,
@@ -97,6 +103,25 @@ class MailMail(models.Model):
     )
     delivery_claim_date = fields.Datetime(readonly=True, copy=False, prefetch=False)
     routing_reason = fields.Text(compute="_compute_routing_reason")
+
+    @api.depends("delivery_deferral_data", "delivery_deferred")
+    def _compute_delivery_deferral_reason(self):
+        for mail in self:
+            data = mail.delivery_deferral_data
+            mail.delivery_deferral_reason = bool(
+                data and mail.delivery_deferred
+            ) and self._describe_deferral(data)
+
+    @api.model
+    def _describe_deferral(self, data):
+        """The deferral sentence, in the reader's language. The next attempt
+        is not in it: the Next Attempt field beside it shows the time in the
+        reader's time zone."""
+        return _(
+            "Deferred after attempt %(attempt)s: %(error)s.",
+            attempt=data.get("attempt", 0),
+            error=data.get("error", ""),
+        )
 
     @api.depends("routing_rule", "routing_data")
     def _compute_routing_reason(self):

@@ -177,13 +177,7 @@ class MailMail(models.Model):
                 continue
             # stored to the second, like every Odoo datetime
             when = when.replace(microsecond=0)
-            reason = _(
-                "Deferred after attempt %(attempt)s: %(error)s. Next attempt at "
-                "%(when)s (UTC).",
-                attempt=attempts,
-                error=self._describe_failure(failure),
-                when=fields.Datetime.to_string(when),
-            )
+            data = {"attempt": attempts, "error": self._describe_failure(failure)}
             mail.write(
                 {
                     "state": "outgoing",
@@ -191,7 +185,9 @@ class MailMail(models.Model):
                     "delivery_attempts": attempts,
                     "delivery_first_attempt": first,
                     "delivery_deferred": True,
-                    "failure_reason": reason,
+                    "delivery_deferral_data": data,
+                    # core's field keeps a sentence, in the writer's language
+                    "failure_reason": self._describe_deferral(data),
                     "failure_type": False,
                 }
             )
@@ -272,9 +268,11 @@ class MailMail(models.Model):
 
     @api.model
     def _describe_failure(self, failure):
+        # the templates end their sentence: a reply's own full stop would
+        # make "as your provider documents.. Next attempt"
         if failure.code:
-            return f"{failure.code} {failure.text}".strip()
-        return failure.text or failure.stage
+            return f"{failure.code} {failure.text}".strip().rstrip(". ")
+        return (failure.text or failure.stage or "").strip().rstrip(". ")
 
     def _delivery_failure_reason(self, failure, delivered, maybe=False):
         if maybe:

@@ -11,6 +11,7 @@ for a Limit", not "Deferred", and no server reply is made up.
 
 import logging
 from collections import defaultdict
+from zoneinfo import ZoneInfo
 
 from odoo import _, api, fields, models
 from odoo.tools.mail import email_split
@@ -62,29 +63,36 @@ class MailMail(models.Model):
             "limit": data.get("limit", 0),
             "unit": unit,
             "server": data.get("server", ""),
-            "when": fields.Datetime.to_string(until) if until else "",
+            "when": "",
+            "tz": "",
         }
+        if until:
+            # in the reader's time zone, named: the Next Attempt field beside
+            # the reason shows the same time
+            tz = self.env.user.tz or self.env.company.partner_id.tz or "UTC"
+            local = until.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz))
+            values.update(when=local.strftime("%Y-%m-%d %H:%M:%S"), tz=tz)
         if code == "database_day":
             return _(
                 "The database's daily limit of %(limit)s %(unit)s is reached: "
-                "this mail waits for the next day, from %(when)s (UTC).",
+                "this mail waits for the next day, from %(when)s (%(tz)s).",
                 **values,
             )
         if code == "server_day":
             return _(
                 "The daily limit of %(limit)s %(unit)s of %(server)s is reached: "
-                "this mail waits for the next day, from %(when)s (UTC).",
+                "this mail waits for the next day, from %(when)s (%(tz)s).",
                 **values,
             )
         if code == "server_hour":
             return _(
                 "The hourly limit of %(limit)s %(unit)s of %(server)s is "
-                "reached: this mail waits for the next hour, from %(when)s (UTC).",
+                "reached: this mail waits for the next hour, from %(when)s (%(tz)s).",
                 **values,
             )
         return _(
             "%(server)s sends at most %(limit)s %(unit)s a minute: this mail "
-            "waits for the next minute, from %(when)s (UTC).",
+            "waits for the next minute, from %(when)s (%(tz)s).",
             **values,
         )
 

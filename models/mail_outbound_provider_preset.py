@@ -11,6 +11,7 @@ class MailOutboundProviderPreset(models.Model):
     """
 
     _name = "mail.outbound.provider.preset"
+    _inherit = ["mail.outbound.input.guard"]
     _description = "Mail Provider Preset"
     _order = "sequence, name"
 

@@ -8,7 +8,8 @@ from ..tools import (
 
 
 class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
+    _name = "res.config.settings"
+    _inherit = ["res.config.settings", "mail.outbound.input.guard"]
 
     # The fields of this form that edit a parameter of tools/settings.py, by
     # name. Not core's ``config_parameter``: core stores 0 as no parameter
@@ -70,12 +71,25 @@ class ResConfigSettings(models.TransientModel):
     # filled by get_values: whether mass_mailing's own fields are there
     mail_outbound_mass_mailing_installed = fields.Boolean(readonly=True)
 
+    @api.model
+    def _mail_outbound_guarded(self, field):
+        # this form's own fields only: the other modules' settings are theirs
+        return field._module == "mail_outbound"
+
     def _mass_mailing_owns_setting(self):
         return "mass_mailing_mail_server_id" in self._fields
 
     @api.model
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
+        if "external_email_server_default" in values and not values.get(
+            "external_email_server_default"
+        ):
+            # core's checkbox reads a parameter nobody sets when servers are
+            # created from their list: unchecked while servers send the mail
+            values["external_email_server_default"] = bool(
+                self.env["ir.mail_server"].sudo().search_count([], limit=1)
+            )
         if not self.env.is_system():
             # core reads every setting as superuser, also for an onchange of
             # anyone: the database's usage and limits are not theirs to see
@@ -232,6 +246,34 @@ class ResConfigSettings(models.TransientModel):
             address(bounce),
         )
 
+    @api.onchange("mail_outbound_blocked_ports")
+    def _onchange_mail_outbound_blocked_ports(self):
+        """Blocking a port servers use stops them: say which, before saving."""
+        try:
+            blocked = ports.parse_blocked_ports(self.mail_outbound_blocked_ports)
+        except ValueError:
+            return None  # the constraint words it on save
+        servers = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .search([])
+            .filtered(lambda server: server._is_port_blocked(blocked))
+        )
+        if not servers:
+            return None
+        return {
+            "warning": {
+                "title": _("Warning"),
+                "message": _(
+                    "These servers use a port you are blocking and will send "
+                    "nothing until their port changes: %(servers)s.",
+                    servers=", ".join(
+                        f"{server.name} ({server.smtp_port})" for server in servers
+                    ),
+                ),
+            }
+        }
+
     @api.onchange(
         "alias_domain_bounce_alias",
         "alias_domain_catchall_alias",
@@ -262,20 +304,38 @@ class ResConfigSettings(models.TransientModel):
         # (notification, catchall, bounce) before and after the change
         before = self._alias_addresses(domain.name, stored[2], stored[1], stored[0])
         after = self._get_typed_alias_addresses()
-        changes = "\n".join(
-            f"{old or '-'} \u2192 {new or '-'}"
-            for old, new in zip(before, after, strict=True)
+        # each address says what it receives: the bounce address gets
+        # delivery reports, not replies
+        changes = "\n\n".join(
+            self._describe_alias_change(index, old or "-", new or "-")
+            for index, (old, new) in enumerate(zip(before, after, strict=True))
             if old != new
         )
-        return {
-            "warning": {
-                "title": _("Changing an alias of %(domain)s", domain=domain.name),
-                "message": _(
-                    "%(changes)s\n\nReplies to emails already sent with the old "
-                    "address will no longer be routed to Odoo unless your mail "
-                    "server redirects the old address to the new one. Keep the "
-                    "old mailbox forwarding for a while.",
-                    changes=changes,
-                ),
-            }
-        }
+        return {"warning": {"title": _("Warning"), "message": changes}}
+
+    @api.model
+    def _describe_alias_change(self, index, old, new):
+        """Index 0: notification address, 1: catchall, 2: bounce."""
+        if index == 0:
+            return _(
+                "Notifications: %(old)s \u2192 %(new)s. Mail is sent from the "
+                "new address; check that your servers' FROM filters allow it.",
+                old=old,
+                new=new,
+            )
+        if index == 1:
+            return _(
+                "Replies: %(old)s \u2192 %(new)s. Replies to emails already "
+                "sent with the old address will no longer be routed to Odoo "
+                "unless your mail server redirects it to the new one: keep the "
+                "old mailbox forwarding for a while.",
+                old=old,
+                new=new,
+            )
+        return _(
+            "Delivery reports (bounces): %(old)s \u2192 %(new)s. Reports about "
+            "emails already sent go to the old address: keep it forwarding to "
+            "the new one for a while.",
+            old=old,
+            new=new,
+        )

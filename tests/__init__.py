@@ -19,3 +19,6 @@ from . import test_core_pins
 from . import test_real_traffic
 from . import test_limits
 from . import test_company_isolation
+from . import test_hostile_input
+from . import test_health_access
+from . import test_screens

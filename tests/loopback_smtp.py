@@ -448,6 +448,77 @@ def message_id(raw):
     return b" ".join(found[1].split()).decode("ascii", "replace")
 
 
+class HostileServer:
+    """A raw TCP server on loopback that misbehaves before any SMTP::
+
+        with HostileServer("endless_greeting") as server:  # "220-..." forever
+            ...server.port, server.sent
+        HostileServer("slow_greeting", interval=0.2)  # one byte per interval
+        HostileServer("endless_line")  # one line that never ends
+        HostileServer("silent")  # accepts, never speaks (TLS on a plain port)
+
+    Each connection gets its own thread; ``stop`` closes them all.
+    """
+
+    def __init__(self, behaviour, interval=0.2):
+        self.behaviour = behaviour
+        self.interval = interval
+        self.sent = 0
+        self._stop = threading.Event()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self._threads = []
+
+    def __enter__(self):
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _address = self._listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _payload(self):
+        if self.behaviour == "endless_greeting":
+            return b"220-" + b"x" * 60 + b"\r\n"
+        if self.behaviour == "endless_line":
+            return b"220 " + b"x" * 4096
+        if self.behaviour == "slow_greeting":
+            return b"2"
+        return b""
+
+    def _serve(self, conn):
+        payload = self._payload()
+        with conn:
+            conn.settimeout(1)
+            while not self._stop.is_set():
+                if self.behaviour in ("slow_greeting", "silent"):
+                    self._stop.wait(self.interval)
+                if not payload:
+                    continue
+                try:
+                    conn.sendall(payload)
+                except OSError:
+                    return
+                self.sent += len(payload)
+
+
 def closed_port():
     """A loopback port nothing listens on."""
     with socket.socket() as probe:

@@ -103,8 +103,8 @@ class TestConnectionTest(MailOutboundSmtpCase):
         self.assertEqual(
             line.fix,
             "The server refuses to send as bounce@example.com (550 5.7.1 Sender "
-            "not owned): add example.com to its FROM filter, or allow that sender "
-            "at your provider.",
+            "not owned), which its FROM filter already allows: allow that "
+            "sender, or its domain example.com, at your provider.",
         )
 
     def test_filter_addresses_and_alias_domains_are_the_senders(self):
@@ -183,6 +183,39 @@ class TestConnectionTest(MailOutboundSmtpCase):
         self.assertEqual(received["rcpt_tos"], ["me@destination.example"])
         send = wizard.line_ids[-1]
         self.assertEqual((send.status, send.smtp_code), ("ok", 250))
+
+    def test_real_test_email_sends_as_an_address_odoo_vouches_for(self):
+        # issue #23 (14): an empty filter let the user's own address out,
+        # on no filter and no alias domain, and the wizard never said so
+        smtp, server = self.start_smtp_server("Open relay")
+        self.env.user.email = "admin@yourcompany.example.com"
+        wizard = self.run_test(
+            server, send_test_email=True, test_email_to="me@destination.example"
+        )
+        (received,) = self.received(smtp)
+        self.assertAddress(
+            received["message"]["From"], self.env.user.name, "notifications@example.com"
+        )
+        self.assertIn("notifications@example.com", wizard.test_email_from)
+        self.assertEqual(wizard.test_envelope_from, received["mail_from"])
+        # an address on an alias domain is the user's to send as
+        smtp.reset()
+        self.env.user.email = "someone@example.com"
+        wizard = self.run_test(
+            server, send_test_email=True, test_email_to="me@destination.example"
+        )
+        (received,) = self.received(smtp)
+        self.assertAddress(
+            received["message"]["From"], self.env.user.name, "someone@example.com"
+        )
+
+    def test_failed_steps_are_named_in_the_banner(self):
+        # issue #23 (16): the banner did not name the failed step
+        smtp, server = self.start_smtp_server("Provider", "example.com")
+        smtp.script("mail", 550, "5.7.1 Sender not allowed")
+        wizard = self.run_test(server)
+        self.assertEqual(wizard.result, "failed")
+        self.assertIn("MAIL FROM notifications@example.com", wizard.failed_steps)
 
     def test_test_email_address_is_validated(self):
         _smtp, server = self.start_smtp_server("Provider")

@@ -84,6 +84,59 @@ class TestDelivery(MailOutboundSmtpCase):
         self.assertEqual(states, {"sent": sent, "deferred": deferred, "failed": failed})
 
     # -- temporary and permanent ------------------------------------------
+    def test_deferral_reason_is_rendered_for_its_reader(self):
+        # issue #23: "documents.. Next attempt at 15:37:34 (UTC)" beside a
+        # Next Attempt field showing 16:37:34, and English in Romanian
+        self.smtp_primary.script(
+            "data", 451, "4.7.1 Try again later, as your provider documents."
+        )
+        mail = self.queue_notification(partners=1)
+        self.run_queue(mail)
+        self.assertTrue(mail.delivery_deferred)
+        for reason in (mail.failure_reason, mail.delivery_deferral_reason):
+            self.assertNotIn("..", reason)
+            self.assertNotIn("UTC", reason)
+        self.assertEqual(
+            mail.delivery_deferral_reason,
+            "Deferred after attempt 1: 451 4.7.1 Try again later, as your "
+            "provider documents.",
+        )
+        self.env["res.lang"]._activate_lang("ro_RO")
+        self.env["ir.module.module"].search(
+            [("name", "=", "mail_outbound")]
+        )._update_translations(["ro_RO"])
+        mail.invalidate_recordset(["delivery_deferral_reason"])
+        self.assertTrue(
+            mail.with_context(lang="ro_RO").delivery_deferral_reason.startswith(
+                "Amânat după încercarea 1: 451"
+            )
+        )
+        # the Deferred filter's list shows the next attempt, reason and server
+        arch = self.env["mail.mail"].get_views([(False, "list")])["views"]["list"][
+            "arch"
+        ]
+        for field in (
+            "scheduled_date",
+            "delivery_deferral_reason",
+            "routing_server_id",
+        ):
+            self.assertIn(f'name="{field}"', arch)
+
+    def test_limit_windows_name_their_time_zone(self):
+        # issue #23 (10): the window started at 00:00 UTC, and no screen said
+        self.env.company.partner_id.tz = False
+        self.assertIn("UTC", self.primary.limit_time_zone)
+        self.assertIn("no time zone", self.primary.limit_time_zone)
+        self.env.company.partner_id.tz = "Europe/Bucharest"
+        self.primary.invalidate_recordset(["limit_time_zone"])
+        self.assertEqual(self.primary.limit_time_zone, "Europe/Bucharest")
+        self.env.user.tz = "Europe/Bucharest"
+        until = fields.Datetime.from_string("2026-12-03 15:37:34")
+        reason = self.env["mail.mail"]._describe_hold(
+            "server_day", {"limit": 40, "server": "Primary"}, until
+        )
+        self.assertIn("2026-12-03 17:37:34 (Europe/Bucharest)", reason)
+
     def test_451_on_data_defers_with_backoff_then_sends(self):
         self.smtp_primary.script("data", 451, "4.7.1 Try again later", times=1)
         mail = self.queue_notification(partners=3)
@@ -691,9 +744,12 @@ class TestDelivery(MailOutboundSmtpCase):
             }
         )
         form = Form(mail.with_user(admin))
-        for name in ("failure_reason", "scheduled_date", "delivery_attempts"):
+        # the reason is rendered from stored values, in the reader's language
+        for name in ("delivery_deferral_reason", "scheduled_date", "delivery_attempts"):
             self.assertFalse(form._get_modifier(name, "invisible"), f"{name} is hidden")
-        self.assertIn("451 4.7.1 Mailbox busy, try later", form.failure_reason)
+        self.assertIn(
+            "451 4.7.1 Mailbox busy, try later", form.delivery_deferral_reason
+        )
         self.assertEqual(
             form.scheduled_date, fields.Datetime.to_string(mail.scheduled_date)
         )

@@ -58,3 +58,36 @@ class TestPortPolicy(MailOutboundCase):
         with self.assertRaises(ValidationError) as caught:
             settings.save()
         self.assertIn('"smtp" is not a port number', str(caught.exception))
+
+    def test_blocking_a_port_in_use_warns_and_shows_on_health(self):
+        # issue #23 (3): "25, 2601" saved while two servers use 2601: no
+        # warning, and the list and Delivery Health still said "Healthy"
+        first = self.create_server("First", smtp_port=2601)
+        second = self.create_server("Second", smtp_port=2601)
+        other = self.create_server("Other", smtp_port=587)
+        settings = Form(self.env["res.config.settings"])
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            settings.mail_outbound_blocked_ports = "25, 2601"
+        warning = "\n".join(logs.output)
+        self.assertIn("First (2601)", warning)
+        self.assertIn("Second (2601)", warning)
+        self.assertNotIn("Other", warning)
+        settings.save().execute()
+        (first | second | other).invalidate_recordset(["circuit_state"])
+        self.assertEqual(
+            (first | second | other).mapped("circuit_state"),
+            ["port_blocked", "port_blocked", "closed"],
+        )
+        Server = self.env["ir.mail_server"]
+        self.assertEqual(
+            Server.search([("circuit_state", "=", "port_blocked")]), first | second
+        )
+        self.assertNotIn(first, Server.search([("circuit_state", "=", "closed")]))
+
+    def test_new_server_shows_no_health_and_port_unformatted(self):
+        # issue #23 (25): an unsaved server showed "Healthy", the port "2,601"
+        arch = self.env["ir.mail_server"].get_views([(False, "form")])["views"]["form"][
+            "arch"
+        ]
+        self.assertRegex(arch, r'name="circuit_state"[^>]*invisible="not id"')
+        self.assertRegex(arch, r'name="smtp_port"[^>]*enable_formatting')

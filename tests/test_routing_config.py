@@ -147,6 +147,21 @@ class TestRoutingPreview(MailOutboundCase):
         self.assertTrue(preview.result_warning)
         self.assertIn("Add example.com to its FROM filter", preview.result_reason)
 
+    def test_preview_on_a_requested_server(self):
+        # issue #23 (13): advised adding the customer's domain to the filter;
+        # transactional mail through a mass-only server was not flagged
+        self.set_enforce_fixed_filter(False)
+        mass = self.create_server("Mass", "example.com", outbound_traffic="mass")
+        preview = Form(self.env["mail.outbound.routing.preview"])
+        preview.mail_server_id = mass
+        preview.email_from = "mary@gmail.example"
+        self.assertTrue(preview.result_warning)
+        self.assertNotIn("Add gmail.example", preview.result_reason)
+        self.assertIn("do not add it to the filter", preview.result_reason)
+        self.assertIn("carries mass mail only", preview.result_reason)
+        preview.traffic = "mass"
+        self.assertNotIn("carries mass mail only", preview.result_reason)
+
     def test_preview_line_break_is_refused(self):
         preview = Form(self.env["mail.outbound.routing.preview"])
         preview.email_from = "a@example.com\nBcc: x@example.org"
@@ -208,6 +223,16 @@ class TestSettings(MailOutboundCase):
         self.assertNotIn("bounce@example.com \u2192", warning)
         # the shown address follows the typed alias before saving
         self.assertEqual(settings.mail_outbound_reply_address, "replies@example.com")
+        # issue #23 (17): the bounce address receives delivery reports
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            settings.alias_domain_bounce_alias = "reports"
+        warning = "\n".join(logs.output)
+        self.assertIn(
+            "Delivery reports (bounces): bounce@example.com \u2192 reports@example.com",
+            warning,
+        )
+        self.assertNotIn("Replies to emails", warning.split("Delivery reports")[1])
+        settings.alias_domain_bounce_alias = "bounce"
         settings.save().execute()
         self.assertEqual(self.alias_domain.catchall_email, "replies@example.com")
 

@@ -525,6 +525,18 @@ class TestSendingDomain(MailOutboundDnsCase):
         # nothing was delivered: MAIL FROM only
         self.assertEqual(self.smtp.messages, [])
 
+    def test_sending_addresses_filled_without_refresh(self):
+        # issue #23 (19): the page opened empty until Refresh
+        domain = self.env["mail.alias.domain"].create(
+            {"name": "fresh.example", "bounce_alias": "bounce", "default_from": "info"}
+        )
+        self.assertEqual(
+            domain.sending_address_ids.mapped("email"),
+            ["bounce@fresh.example", "info@fresh.example"],
+        )
+        domain.default_from = "hello"
+        self.assertIn("hello@fresh.example", domain.sending_address_ids.mapped("email"))
+
     def test_sending_addresses_include_mailings(self):
         if "mailing.mailing" not in self.env:
             self.skipTest("mass_mailing is not installed")

@@ -31,9 +31,13 @@ class TestProviderPresets(MailOutboundCase):
     def test_choosing_a_preset_fills_the_new_server(self):
         form = Form(self.env["ir.mail_server"])
         form.name = "Transactional"
-        form.provider_preset_id = self.env.ref(
-            "mail_outbound.provider_preset_microsoft"
-        )
+        with self.assertLogs("odoo.tests.form.onchange", level="WARNING") as logs:
+            form.provider_preset_id = self.env.ref(
+                "mail_outbound.provider_preset_microsoft"
+            )
+        # issue #23 (22): not silently
+        self.assertIn('sets Carries to "Transactional only"', logs.output[0])
+        # a name typed is kept
         self.assertEqual(
             (
                 form.smtp_host,
@@ -47,6 +51,16 @@ class TestProviderPresets(MailOutboundCase):
         )
         server = form.save()
         self.assertEqual(server.daily_limit, 10000)
+        self.assertEqual(server.name, "Transactional")
+
+    def test_preset_names_an_unnamed_server(self):
+        # issue #23 (22): the server name was not filled
+        form = Form(self.env["ir.mail_server"])
+        form.provider_preset_id = self.env.ref(
+            "mail_outbound.provider_preset_amazon_ses"
+        )
+        self.assertEqual(form.name, "Amazon SES (us-east-1)")
+        self.assertEqual(form.outbound_traffic, "both")
 
     def test_preset_port_survives_the_encryption_onchange(self):
         # core proposes 25 for no encryption, 465 for SSL: the preset's wins
@@ -163,6 +177,36 @@ class TestServerHealth(MailOutboundCase):
         self.assertTrue(
             all(mail.scheduled_date <= fields.Datetime.now() for mail in deferred)
         )
+
+    def test_circuit_banner_is_one_sentence_with_the_error_worded(self):
+        # issue #23 (15): raw "[Errno 111] Connection refused" in the banner
+        # and the Delivery tab, where Test Connection words it well
+        later = fields.Datetime.now() + timedelta(hours=1)
+        self.env.user.tz = "Europe/Bucharest"
+        self.server.write(
+            {
+                "delivery_failures": 3,
+                "unhealthy_until": later,
+                "last_delivery_error": "[Errno 111] Connection refused",
+                "smtp_port": 2601,
+            }
+        )
+        summary = self.server.circuit_summary
+        self.assertIn("Nothing accepts connections on 127.0.0.1 port 2601", summary)
+        self.assertNotIn("Errno", summary)
+        self.assertIn("(Europe/Bucharest)", summary)
+        self.assertNotIn("Errno", self.server.last_delivery_error_text)
+        # a server's own reply is shown as it is
+        self.server.last_delivery_error = "5.7.8 Username and Password not accepted"
+        self.assertIn("5.7.8 Username", self.server.last_delivery_error_text)
+
+    def test_try_now_says_what_it_did_and_reloads(self):
+        later = fields.Datetime.now() + timedelta(hours=1)
+        self.server.write({"delivery_failures": 3, "unhealthy_until": later})
+        action = self.server.action_try_now()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertIn(self.server.name, action["params"]["message"])
+        self.assertEqual(action["params"]["next"]["tag"], "soft_reload")
 
     def test_buttons_refuse_non_administrators_before_any_change(self):
         user = self.env["res.users"].create(

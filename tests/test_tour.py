@@ -6,7 +6,9 @@ test's server, and Test Connection to a real loopback SMTP server. Odoo
 skips browser tests when no Chromium is found (``scripts/test`` installs it).
 """
 
-from odoo import http
+from datetime import timedelta
+
+from odoo import fields, http
 from odoo.tests import HttpCase, tagged
 
 from .common import MailOutboundSmtpCase
@@ -69,3 +71,32 @@ class TestAdministratorTour(MailOutboundSmtpCase, HttpCase):
             "mail_outbound_log_graph_tour",
             login="admin",
         )
+
+    def test_circuit_banner_and_try_now(self):
+        # issue #23 (15)
+        self.env.ref("base.user_admin").tz = "Europe/Bucharest"
+        self.server.write(
+            {
+                "delivery_failures": 3,
+                "unhealthy_until": fields.Datetime.now() + timedelta(hours=1),
+                "last_delivery_error": "[Errno 111] Connection refused",
+            }
+        )
+        self.start_tour(
+            f"/odoo/action-base.action_ir_mail_server_list/{self.server.id}",
+            "mail_outbound_circuit_tour",
+            login="admin",
+        )
+        self.assertEqual(self.server.circuit_state, "closed")
+
+    def test_failed_test_connection_stays_readable(self):
+        # issue #23 (16)
+        self.smtp.script("mail", 550, "5.7.1 Sender not allowed")
+        try:
+            self.start_tour(
+                f"/odoo/action-base.action_ir_mail_server_list/{self.server.id}",
+                "mail_outbound_failed_test_tour",
+                login="admin",
+            )
+        finally:
+            self.smtp.reset()

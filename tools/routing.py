@@ -157,6 +157,20 @@ WARNINGS = {
         "refuse the message. Add %(sent_domain)s to its FROM filter, or give "
         "a server that may send as it a lower priority value."
     ),
+    # the From kept is another domain's (a customer's): adding that domain to
+    # the filter is no advice, sending as the notification address is
+    "filter_refuses_foreign_from": _lt(
+        "%(server)s's FROM filter does not allow %(sent_as)s: the provider may "
+        "refuse the message. %(sent_domain)s is not this database's sending "
+        'domain, so do not add it to the filter: turn on "Enforce FROM Filters '
+        "on a Mail's Own Server\" in Settings, so that such mail is sent as "
+        "the notification address."
+    ),
+    "fixed_other_traffic": _lt(
+        "The message asks for %(fixed_server)s, which carries %(fixed_traffic)s "
+        "mail only, but this is %(traffic)s mail: check the server the template "
+        "or mailing asks for."
+    ),
     "no_sender": _lt(
         "The message has no sender address and no notification address is "
         "configured: set a Default From on the company's alias domain."
@@ -382,6 +396,11 @@ def route(
         fixed_params["fixed_server"] = fixed_server.name
         fixed_server = None
 
+    if fixed_server is not None and not fixed_server.carries(traffic):
+        warnings.append("fixed_other_traffic")
+        fixed_params["fixed_server"] = fixed_server.name
+        fixed_params["fixed_traffic"] = fixed_server.traffic
+
     if fixed_server is not None:
         rule, server = _route_fixed(fixed_server, address, notification, forced)
         if rule != "fixed_from" and address and not enforce_fixed_filter:
@@ -416,7 +435,13 @@ def route(
     if not sent_as:
         warnings.append("no_sender")
     elif not server_filter.allows(sent_as):
-        warnings.append("filter_refuses_from")
+        own_domain = notification.rpartition("@")[2].lower()
+        foreign = rule == "fixed_unenforced" and (
+            sent_as.rpartition("@")[2].lower() != own_domain
+        )
+        warnings.append(
+            "filter_refuses_foreign_from" if foreign else "filter_refuses_from"
+        )
     bounce = identity.bounce_email
     # Core puts the bounce address in the envelope only when the server may
     # send as it; otherwise the envelope is the From, as here.

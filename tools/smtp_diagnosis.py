@@ -14,7 +14,11 @@ templates here (``STEP_LABELS``, ``FIXES``) filled with each step's
 ``params``.
 
 Every network operation has a timeout, so a server that never answers makes
-the step fail after ``timeout`` seconds instead of hanging the worker.
+the step fail after ``timeout`` seconds instead of hanging the worker. The
+whole checklist also has a deadline (``SmtpConfig.deadline``) and replies are
+read with caps (``MAX_LINE``, ``MAX_REPLY``): a server that answers one byte
+at a time, or never stops answering, cannot hold the worker past the deadline
+nor grow its memory (smtplib alone keeps every continuation line of a reply).
 """
 
 import contextlib
@@ -23,6 +27,8 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+
+from .addresses import FromFilter
 
 
 def _lt(source):
@@ -98,6 +104,13 @@ FIXES = {
         "The server refuses to send as %(sender)s (%(code)s %(reply)s): add "
         "%(domain)s to its FROM filter, or allow that sender at your provider."
     ),
+    # the filter already lists the sender or its domain: adding it again
+    # changes nothing, the refusal is the provider's
+    "sender_refused_provider": _lt(
+        "The server refuses to send as %(sender)s (%(code)s %(reply)s), which "
+        "its FROM filter already allows: allow that sender, or its domain "
+        "%(domain)s, at your provider."
+    ),
     "recipient_refused": _lt(
         "The server refused the recipient %(recipient)s (%(code)s %(reply)s): "
         "it may not relay for this account; check the authentication."
@@ -120,6 +133,15 @@ FIXES = {
         "check the SMTP Server (smtp.gmail.com or smtp.office365.com), port 587 "
         "and STARTTLS."
     ),
+    "deadline": _lt(
+        "The server did not complete the test within %(deadline)s seconds: "
+        "it answers too slowly, or speaks another protocol on this port (TLS "
+        "on a plain port: choose SSL/TLS for port 465)."
+    ),
+    "reply_too_long": _lt(
+        "The server's reply exceeded %(limit)s bytes: this is not an SMTP "
+        "server, or it misbehaves. Check the host name and port."
+    ),
     "no_sender": _lt(
         "No sender address to test: set a Default From on the alias domain or a "
         "FROM filter on the server."
@@ -139,6 +161,134 @@ SKIP_REASONS = {
 PLAN = ("resolve", "connect", "tls", "ehlo", "auth", "mail_from", "rcpt", "data")
 
 
+# An SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5) and a whole
+# reply, EHLO's list of extensions included, a few kilobytes: anything
+# longer is not a server to keep reading from.
+MAX_LINE = 2048
+MAX_REPLY = 64 * 1024
+# the whole checklist, every retry included
+DEADLINE = 30
+
+
+class DeadlineExceeded(TimeoutError):
+    """The checklist's overall deadline has passed."""
+
+
+class ReplyTooLong(smtplib.SMTPException):
+    """A reply line or a whole reply went over ``MAX_LINE``/``MAX_REPLY``."""
+
+
+class _Bounded:
+    """smtplib with an overall deadline and capped replies.
+
+    ``getreply`` reads from the socket itself instead of smtplib's unbounded
+    list of continuation lines, and every read, write and connect gets the
+    time left until ``deadline`` (a ``time.monotonic()`` value), so a
+    server sending one byte every few seconds still stops at the deadline.
+    """
+
+    deadline = None
+    op_timeout = 10
+    _rsock = None
+    _rbuf = b""
+
+    def _time_left(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded()
+        return min(self.op_timeout, left)
+
+    def _expired(self, error):
+        """``error`` as ``DeadlineExceeded`` when the deadline cut it short."""
+        if time.monotonic() >= self.deadline:
+            return DeadlineExceeded()
+        return error
+
+    def _get_socket(self, host, port, timeout):
+        # implicit TLS shakes hands here, bounded by this same timeout
+        try:
+            return super()._get_socket(host, port, self._time_left())
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def send(self, s):
+        try:
+            if self.sock:
+                self.sock.settimeout(self._time_left())
+            return super().send(s)
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def starttls(self, *args, **kwargs):
+        try:
+            if self.sock:
+                self.sock.settimeout(self._time_left())
+            return super().starttls(*args, **kwargs)
+        except OSError as error:
+            raise self._expired(error) from error
+
+    def _readline(self):
+        if self._rsock is not self.sock:
+            # a new socket (connect, STARTTLS): nothing read before counts
+            self._rsock, self._rbuf = self.sock, b""
+        while True:
+            end = self._rbuf.find(b"\n")
+            if end >= 0 or len(self._rbuf) > MAX_LINE:
+                line = self._rbuf[: end + 1] if end >= 0 else self._rbuf
+                if len(line) > MAX_LINE:
+                    self.close()
+                    raise ReplyTooLong(MAX_LINE)
+                self._rbuf = self._rbuf[end + 1 :]
+                return line
+            try:
+                self.sock.settimeout(self._time_left())
+                chunk = self.sock.recv(4096)
+            except DeadlineExceeded:
+                self.close()
+                raise
+            except OSError as error:
+                self.close()
+                if time.monotonic() >= self.deadline:
+                    raise DeadlineExceeded() from error
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {error}"
+                ) from error
+            if not chunk:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            self._rbuf += chunk
+
+    def getreply(self):
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        lines, size = [], 0
+        while True:
+            line = self._readline()
+            size += len(line)
+            if size > MAX_REPLY:
+                self.close()
+                raise ReplyTooLong(MAX_REPLY)
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+    def close(self):
+        self._rsock, self._rbuf = None, b""
+        return super().close()
+
+
+class _BoundedSMTP(_Bounded, smtplib.SMTP):
+    pass
+
+
+class _BoundedSMTP_SSL(_Bounded, smtplib.SMTP_SSL):
+    pass
+
+
 @dataclass
 class SmtpConfig:
     """How to reach one SMTP server (plain data from an ir.mail_server)."""
@@ -155,6 +305,8 @@ class SmtpConfig:
     # does not have
     oauth: str = ""
     timeout: float = 10
+    deadline: float = DEADLINE  # for the whole checklist
+    from_filter: str = ""  # the server's FROM filter, to word a refused sender
 
 
 @dataclass
@@ -211,10 +363,12 @@ class _Diagnosis:
         self.resolver = resolver
         self.steps = []
         self.smtp = None
+        self.deadline = time.monotonic() + config.deadline
 
     def add(self, key, status, started=None, **values):
         params = {"host": self.config.host, "port": self.config.port}
         params["timeout"] = self.config.timeout
+        params["deadline"] = self.config.deadline
         params.update(values.pop("params", {}))
         step = Step(key, status, params=params, **values)
         if started is not None:
@@ -246,7 +400,12 @@ class _Diagnosis:
             values.setdefault("code", code)
             values.setdefault("reply", reply)
             values.setdefault("temporary", 400 <= code < 500)
-        if isinstance(error, (socket.timeout, TimeoutError)) or (
+        if isinstance(error, DeadlineExceeded):
+            fix = "deadline"
+        elif isinstance(error, ReplyTooLong):
+            fix = "reply_too_long"
+            params["limit"] = error.args[0] if error.args else MAX_REPLY
+        elif isinstance(error, (socket.timeout, TimeoutError)) or (
             # smtplib turns a read timeout into "Connection unexpectedly
             # closed: timed out"
             isinstance(error, smtplib.SMTPServerDisconnected)
@@ -294,11 +453,12 @@ class _Diagnosis:
         """Open the SMTP session; TLS first for implicit TLS (port 465)."""
         config = self.config
         if config.encryption == "ssl":
-            smtp = smtplib.SMTP_SSL(
+            smtp = _BoundedSMTP_SSL(
                 timeout=config.timeout, context=self.ssl_context(verify)
             )
         else:
-            smtp = smtplib.SMTP(timeout=config.timeout)
+            smtp = _BoundedSMTP(timeout=config.timeout)
+        smtp.deadline, smtp.op_timeout = self.deadline, config.timeout
         # smtplib keeps the host name for TLS (SNI, name check) only when its
         # constructor connects; we connect separately to time and catch it
         smtp._host = config.host
@@ -417,7 +577,12 @@ class _Diagnosis:
         else:
             self.add("tls", OK, started, detail=self.tls_detail(verified=True))
         # capabilities change after STARTTLS (RFC 3207): AUTH often appears
-        self.smtp.ehlo()
+        started = time.monotonic()
+        try:
+            self.smtp.ehlo()
+        except (OSError, smtplib.SMTPException) as error:
+            self.fail("ehlo", started, error)
+            raise _Abort() from error
 
     def auth(self):
         if self.config.oauth:
@@ -499,9 +664,13 @@ class _Diagnosis:
                     params=params,
                 )
             else:
-                self.refused(
-                    "mail_from", started, code, reply, "sender_refused", params
+                from_filter = FromFilter(self.config.from_filter)
+                fix = (
+                    "sender_refused_provider"
+                    if from_filter and from_filter.allows(sender)
+                    else "sender_refused"
                 )
+                self.refused("mail_from", started, code, reply, fix, params)
         return accepted
 
     def rcpt(self, sender, recipient):
@@ -634,6 +803,47 @@ def _list_not_run(run, senders, recipient, message):
         if key == "data" and message is not None:
             key = "send"
         run.add(key, SKIPPED, params=dict(params), skip_reason="not_run")
+
+
+# what a send's error text says, as Test Connection would word it: the
+# circuit breaker keeps the raw text ("[Errno 111] Connection refused")
+_ERROR_FIXES = (
+    (("errno 111", "connection refused"), "connection_refused"),
+    (("timed out", "timeout"), "timeout"),
+    (
+        (
+            "name or service not known",
+            "temporary failure in name resolution",
+            "nodename nor servname",
+            "errno -2",
+            "errno -3",
+        ),
+        "dns",
+    ),
+    (("certificate_verify_failed", "certificate verify failed"), "tls_certificate"),
+    (("ssl", "wrong_version_number", "tls"), "tls_handshake"),
+    (
+        ("network is unreachable", "no route to host", "errno 101", "errno 113"),
+        "unreachable",
+    ),
+    (("connection unexpectedly closed", "connection reset"), "disconnected"),
+)
+
+
+def explain_error(text, host, port, timeout=10):
+    """``(fix key, params)`` for a send's error ``text``, or ``None`` when
+    the text is the server's own reply (shown as it is)."""
+    lowered = (text or "").lower()
+    for needles, key in _ERROR_FIXES:
+        if any(needle in lowered for needle in needles):
+            return key, {"host": host, "port": port, "timeout": timeout, "error": text}
+    return None
+
+
+def fix_text(key, params, translate=None):
+    """The translated fix of ``key`` filled with ``params``."""
+    translate = translate or (lambda source: source)
+    return translate(FIXES[key]) % params
 
 
 def summary(steps):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
-from ..tools import smtp_diagnosis
+from ..tools import addresses, smtp_diagnosis
 
 
 class MailOutboundConnectionTest(models.TransientModel):
@@ -17,6 +17,7 @@ class MailOutboundConnectionTest(models.TransientModel):
     """
 
     _name = "mail.outbound.connection.test"
+    _inherit = ["mail.outbound.input.guard"]
     _description = "Outgoing Server Test Connection"
 
     mail_server_id = fields.Many2one(
@@ -32,6 +33,19 @@ class MailOutboundConnectionTest(models.TransientModel):
     result = fields.Selection(
         [("ok", "Passed"), ("warning", "Passed with warnings"), ("failed", "Failed")],
         readonly=True,
+    )
+    test_email_from = fields.Char(
+        "Sent As",
+        readonly=True,
+        help="The From of the real test email, as the server received it.",
+    )
+    test_envelope_from = fields.Char(
+        "Envelope Sender",
+        readonly=True,
+        help="The MAIL FROM of the real test email: where delivery reports go.",
+    )
+    failed_steps = fields.Char(
+        readonly=True, help="The steps that failed, named in the banner."
     )
     line_ids = fields.One2many(
         "mail.outbound.connection.test.line", "test_id", "Steps", readonly=True
@@ -67,9 +81,9 @@ class MailOutboundConnectionTest(models.TransientModel):
                 if self.send_test_email
                 else IrMailServer._get_test_email_to()
             )
-            message, envelope_from = (None, None)
+            message, envelope_from, header_from = (None, None, False)
             if self.send_test_email:
-                message, envelope_from = self._prepare_test_message(server)
+                message, envelope_from, header_from = self._prepare_test_message(server)
             steps = smtp_diagnosis.diagnose(
                 config,
                 server._get_test_senders(),
@@ -85,6 +99,14 @@ class MailOutboundConnectionTest(models.TransientModel):
             {
                 "state": "done",
                 "result": smtp_diagnosis.summary(steps),
+                "test_email_from": header_from,
+                "failed_steps": ", ".join(
+                    step.label(self.env._)
+                    for step in steps
+                    if step.status == smtp_diagnosis.FAILED
+                )
+                or False,
+                "test_envelope_from": envelope_from or False,
                 "line_ids": [
                     fields.Command.create(self._prepare_line_values(index, step))
                     for index, step in enumerate(steps)
@@ -123,9 +145,7 @@ class MailOutboundConnectionTest(models.TransientModel):
         """
         IrMailServer = self.env["ir.mail_server"].sudo()
         alias_domain = self.env.company.alias_domain_id
-        email_from = (
-            self.env.user.email_formatted or IrMailServer._get_default_from_address()
-        )
+        email_from = self._get_test_email_from(server, alias_domain)
         decision = IrMailServer._get_routing_decision(
             email_from, fixed_server=server, alias_domain=alias_domain or None
         )
@@ -151,4 +171,30 @@ class MailOutboundConnectionTest(models.TransientModel):
         envelope_from, _recipients, message = SendServer._prepare_email_message(
             message, session
         )
-        return message.as_bytes(), envelope_from
+        return message.as_bytes(), envelope_from, message["From"]
+
+    def _get_test_email_from(self, server, alias_domain):
+        """The From the test email is written with.
+
+        The user's own address when the server's FROM filter names it or its
+        domain, or when it is on an alias domain: Odoo sends as it. Otherwise
+        the user's name on the company's notification address, which is what
+        Odoo really sends as (an empty filter would let
+        admin@yourcompany.example.com through, an address nothing vouches for).
+        """
+        user = self.env.user
+        email = user.email or ""
+        server_filter = addresses.FromFilter(server.from_filter)
+        alias_domains = {
+            addresses.domain_key(name)
+            for name in self.env["mail.alias.domain"].sudo().search([]).mapped("name")
+        }
+        if email and (
+            (server_filter and server_filter.allows(email))
+            or addresses.address_domain_key(email) in alias_domains
+        ):
+            return user.email_formatted
+        fallback = alias_domain.default_from_email or server._get_test_email_from()
+        if not fallback:
+            return user.email_formatted or server._get_default_from_address()
+        return addresses.format_address(user.name, fallback)

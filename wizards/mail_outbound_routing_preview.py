@@ -13,6 +13,7 @@ class MailOutboundRoutingPreview(models.TransientModel):
     """
 
     _name = "mail.outbound.routing.preview"
+    _inherit = ["mail.outbound.input.guard"]
     _description = "Outgoing Mail Routing Preview"
 
     company_id = fields.Many2one(

@@ -379,7 +379,21 @@ def test_fixed_server_not_enforced_keeps_from_like_core_with_warning():
     assert decision.rule == "fixed_unenforced"
     assert decision.header_from == "bob@gmail.com"
     assert not decision.rewritten
-    assert decision.warnings == ("filter_refuses_from",)
+    # issue #23 (13): not "Add gmail.com to its FROM filter"
+    assert decision.warnings == ("filter_refuses_foreign_from",)
+    assert "Add gmail.com" not in decision.reason
+    assert "Enforce FROM Filters" in decision.reason
+
+
+def test_transactional_mail_through_a_mass_only_server_is_flagged():
+    # issue #23 (13): not flagged before
+    fixed = srv(7, "Mass", "", traffic="mass")
+    decision = route("bob@example.com", [], EXAMPLE, fixed_server=fixed)
+    assert decision.server_id == 7
+    assert decision.warnings == ("fixed_other_traffic",)
+    assert "carries mass mail only" in decision.reason
+    decision = route("bob@example.com", [], EXAMPLE, fixed_server=fixed, traffic="mass")
+    assert decision.warnings == ()
 
 
 def test_fixed_server_not_enforced_still_allows_matching_from():

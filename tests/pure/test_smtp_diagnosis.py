@@ -2,9 +2,10 @@
 
 import socket
 import time
+import tracemalloc
 
 import pytest
-from loopback_smtp import LoopbackSmtp, certificates, closed_port
+from loopback_smtp import HostileServer, LoopbackSmtp, certificates, closed_port
 
 from mail_outbound_tools.smtp_diagnosis import (
     FAILED,
@@ -13,6 +14,8 @@ from mail_outbound_tools.smtp_diagnosis import (
     WARNING,
     SmtpConfig,
     diagnose,
+    explain_error,
+    fix_text,
     summary,
 )
 
@@ -97,6 +100,25 @@ def test_one_refused_sender_is_reported_with_its_fix():
     assert by_key(steps)["mail_from"][0].status == OK
     assert by_key(steps)["rcpt"][0].status == OK
     assert summary(steps) == FAILED
+
+
+@pytest.mark.parametrize(
+    "from_filter",
+    ["forbidden@acme-example.com", "acme-example.com", "x@y.example, ACME-example.com"],
+)
+def test_refused_sender_the_filter_already_allows_is_the_providers(from_filter):
+    # issue #23 (12): "add acme-example.com to its FROM filter" to a filter
+    # that already lists forbidden@acme-example.com
+    with LoopbackSmtp() as smtp:
+        smtp.script("mail", 550, "5.7.1 Sender not allowed")
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_filter=from_filter)
+        steps = diagnose(
+            config, ["forbidden@acme-example.com"], "rcpt@destination.example"
+        )
+    refused = by_key(steps)["mail_from"][0]
+    assert refused.fix == "sender_refused_provider"
+    assert "add acme-example.com" not in refused.fix_text()
+    assert "already allows" in refused.fix_text()
 
 
 def test_temporary_refusal_is_told_apart():
@@ -331,3 +353,73 @@ def test_steps_after_a_refused_connection_are_listed_as_not_run():
     ]
     assert steps[5].label() == "MAIL FROM notifications@example.com, bounce@example.com"
     assert {s.skip_reason for s in steps[2:]} == {"not_run"}
+
+
+@pytest.mark.parametrize(
+    "behaviour, encryption, timeout, fix",
+    [
+        # "220-..." lines without end: smtplib alone kept every one of them
+        ("endless_greeting", "none", 5, "reply_too_long"),
+        ("endless_line", "none", 5, "reply_too_long"),
+        # a byte every 0.2 s never trips a per-read timeout of 1 s
+        ("slow_greeting", "none", 1, "deadline"),
+        ("silent", "none", 1, "timeout"),
+        ("silent", "none", 5, "deadline"),
+        # implicit TLS against a server that never answers the handshake
+        ("silent", "ssl", 5, "deadline"),
+    ],
+)
+def test_hostile_server_cannot_hold_nor_grow_the_checklist(
+    behaviour, encryption, timeout, fix
+):
+    deadline = 2.5
+    with HostileServer(behaviour) as server:
+        config = SmtpConfig(
+            host="127.0.0.1",
+            port=server.port,
+            encryption=encryption,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            steps = diagnose(config, SENDERS, "rcpt@destination.example")
+            elapsed = time.monotonic() - started
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # bounds, not benchmarks
+    assert elapsed <= deadline + 1.5, elapsed
+    assert peak < 2 * 1024 * 1024, peak
+    failed = [step for step in steps if step.status == FAILED]
+    assert failed, statuses(steps)
+    assert failed[0].fix == fix, (failed[0].key, failed[0].fix, failed[0].params)
+    assert failed[0].fix_text()
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[Errno 111] Connection refused", "connection_refused"),
+        ("timed out", "timeout"),
+        ("[Errno -2] Name or service not known", "dns"),
+        (
+            "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)",
+            "tls_handshake",
+        ),
+        ("[Errno 113] No route to host", "unreachable"),
+        ("Connection unexpectedly closed", "disconnected"),
+        ("5.7.1 Relaying denied", None),
+    ],
+)
+def test_send_errors_worded_as_test_connection_words_them(text, key):
+    # issue #23 (15): "[Errno 111] Connection refused" raw in the circuit
+    # banner, where Test Connection words the same error well
+    explained = explain_error(text, "smtp.example.com", 2601)
+    assert (explained and explained[0]) == key
+    if key:
+        worded = fix_text(*explained)
+        assert "%(" not in worded
+        if key == "connection_refused":
+            assert worded.startswith("Nothing accepts connections on smtp.example.com")

@@ -61,8 +61,19 @@ tours.add("mail_outbound_server_tour", {
             run: "click",
         },
         {
-            content: "The preset filled the host, port and limit",
+            content: "The preset says it restricts what the server carries (issue #23, 22)",
+            trigger: ".modal:contains('Transactional only')",
+        },
+        {
+            trigger: ".modal .modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "The preset filled the host, port, limit and the empty name",
             trigger: "div[name='smtp_host'] input:value('smtp-relay.brevo.com')",
+        },
+        {
+            trigger: "div[name='name'] input:value('Brevo')",
         },
         {
             trigger: "div[name='smtp_port'] input:value('587')",
@@ -166,6 +177,93 @@ tours.add("mail_outbound_log_graph_tour", {
         {
             content: "Delivery attempts as a graph",
             trigger: ".o_graph_renderer canvas",
+        },
+    ],
+});
+
+/**
+ * Issue #23 (15): the circuit banner in one sentence, its error worded as
+ * Test Connection words it; Try Now says what it did and the banner goes.
+ */
+tours.add("mail_outbound_circuit_tour", {
+    steps: () => [
+        {
+            content: "The banner words the error and names the time zone",
+            trigger: ".alert-warning div[name='circuit_summary']:contains('Nothing accepts connections'):contains('(Europe/Bucharest)')",
+        },
+        {
+            content: "No raw errno, and the sentence is not broken around the date",
+            trigger: ".alert-warning:not(:contains('Errno'))",
+            run() {
+                const field = document.querySelector(".alert-warning div[name='circuit_summary']");
+                if (field.querySelectorAll("input, .o_field_widget").length) {
+                    throw new Error("the banner holds widgets between its words");
+                }
+            },
+        },
+        {
+            trigger: ".o_form_statusbar button[name='action_try_now']",
+            run: "click",
+        },
+        {
+            content: "Try Now says what it did",
+            trigger: ".o_notification:contains('will be sent by the next queue run')",
+        },
+        {
+            content: "and the form shows the reset circuit",
+            trigger: ".o_form_view:not(:has(.alert-warning div[name='circuit_summary']))",
+        },
+    ],
+});
+
+/**
+ * Issue #23 (16): after a failure the checklist keeps readable columns and
+ * its banner names the failed step.
+ */
+tours.add("mail_outbound_failed_test_tour", {
+    steps: () => [
+        {
+            trigger: "button[name='action_test_connection']",
+            run: "click",
+        },
+        {
+            trigger: ".modal button[name='action_run']",
+            run: "click",
+        },
+        {
+            content: "The banner names the failed step",
+            trigger: ".modal .alert-danger:contains('MAIL FROM notifications@example.com')",
+        },
+        {
+            content: "The step column is not squeezed by the fix",
+            trigger: ".modal .o_data_row:contains('Authentication')",
+            run() {
+                const header = document.querySelector(".modal th[data-name='step']");
+                if (header.offsetWidth < 150) {
+                    throw new Error(`step column ${header.offsetWidth}px wide`);
+                }
+                // a word wider than its cell is cut in two ("Authenticati on")
+                const context = document.createElement("canvas").getContext("2d");
+                for (const cell of document.querySelectorAll(
+                    ".modal td[name='step'], .modal td[name='smtp_reply']"
+                )) {
+                    const style = getComputedStyle(cell);
+                    context.font = style.font;
+                    const room =
+                        cell.clientWidth -
+                        parseFloat(style.paddingLeft) -
+                        parseFloat(style.paddingRight);
+                    for (const word of cell.textContent.split(/\s+/)) {
+                        if (word.length < 25 && context.measureText(word).width > room) {
+                            throw new Error(`"${word}" is cut in its ${room}px cell`);
+                        }
+                    }
+                }
+            },
+        },
+        {
+            trigger: ".modal .modal-footer button:contains('Close')",
+            run: "click",
         },
     ],
 });
