@@ -459,6 +459,30 @@ class MailOutboundSmtpCase(TrafficAssertions, MailOutboundCase):
         return smtp.messages
 
 
+class TwoServersCase(MailOutboundSmtpCase):
+    """A primary and a secondary loopback server (priorities 1 and 2), the
+    delivery log's lines of before the class aged by two days (the limits
+    count today's sends: what the database sent before, a demo or a
+    benchmark, is not the tests'), and ``self.new_logs()``, the log lines a
+    test wrote."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.smtp_primary, cls.primary = cls.start_smtp_server("Primary", sequence=1)
+        cls.smtp_secondary, cls.secondary = cls.start_smtp_server(
+            "Secondary", sequence=2
+        )
+        cls.env.flush_all()
+        cls.env.cr.execute(
+            "UPDATE mail_delivery_log SET create_date = create_date - interval '2 days'"
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.new_logs = capture_delivery_logs(self.env)
+
+
 class MailOutboundDnsCase(MailOutboundSmtpCase):
     """A real DNS server on loopback answering for the test's domains.
 

@@ -27,7 +27,7 @@ from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..models import queue_log
 from .common import (
-    MailOutboundSmtpCase,
+    TwoServersCase,
     capture_delivery_logs,
     mail_pairs,
     parameter_warnings,
@@ -37,25 +37,7 @@ from .loopback_smtp import closed_port
 
 
 @tagged("post_install", "-at_install", "mail_outbound")
-class TestDelivery(MailOutboundSmtpCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.smtp_primary, cls.primary = cls.start_smtp_server("Primary", sequence=1)
-        cls.smtp_secondary, cls.secondary = cls.start_smtp_server(
-            "Secondary", sequence=2
-        )
-        # the limits count today's sends: what this database sent before the
-        # tests (a demo, a benchmark) is not theirs
-        cls.env.flush_all()
-        cls.env.cr.execute(
-            "UPDATE mail_delivery_log SET create_date = create_date - interval '2 days'"
-        )
-
-    def setUp(self):
-        super().setUp()
-        self.new_logs = capture_delivery_logs(self.env)
-
+class TestDelivery(TwoServersCase):
     def run_queue(self, mails):
         self.env["mail.mail"].process_email_queue(ids=mails.ids)
 

@@ -12,29 +12,14 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
-from .common import MailOutboundSmtpCase, capture_delivery_logs, mail_pairs
+from .common import TwoServersCase, mail_pairs
 from .loopback_smtp import closed_port
 
 
 @tagged("post_install", "-at_install", "mail_outbound")
-class TestLimits(MailOutboundSmtpCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.smtp_primary, cls.primary = cls.start_smtp_server("Primary", sequence=1)
-        cls.smtp_secondary, cls.secondary = cls.start_smtp_server(
-            "Secondary", sequence=2
-        )
-        # limits count today's sends: what this database sent before is not
-        # the tests'
-        cls.env.flush_all()
-        cls.env.cr.execute(
-            "UPDATE mail_delivery_log SET create_date = create_date - interval '2 days'"
-        )
-
+class TestLimits(TwoServersCase):
     def setUp(self):
         super().setUp()
-        self.new_logs = capture_delivery_logs(self.env)
         self.secondary.active = False
 
     def run_queue(self, mails=None):
