@@ -140,7 +140,12 @@ class MailAliasDomain(models.Model):
         if {"default_from", "name"} & set(vals):
             self.env["ir.mail_server"]._clear_forced_from_cache()
         if {"default_from", "name", "bounce_alias"} & set(vals):
-            self._refresh_sending_addresses()
+            # a domain without its required name or bounce alias is not one
+            # yet (Odoo's own tests empty the bounce alias in the cache and
+            # never flush it): refreshing would flush it into NOT NULL
+            self.filtered(
+                lambda domain: domain.name and domain.bounce_alias
+            )._refresh_sending_addresses()
         return result
 
     def _refresh_sending_addresses(self):
