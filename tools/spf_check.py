@@ -260,21 +260,6 @@ def suggest(resolver, domain, records, ips):
     return suggestion
 
 
-def suggest_record(records, ips):
-    """The merged record without any lookup (kept for callers without DNS)."""
-    terms, final = [], ""
-    for record in sorted(records):
-        for term in record.split()[1:]:
-            if term.lower().lstrip("+-~?") == "all":
-                final = final or term
-            elif term not in terms:
-                terms.append(term)
-    for ip in ips:
-        if _mechanism(ip) not in terms:
-            terms.append(_mechanism(ip))
-    return " ".join(["v=spf1", *terms, final or "~all"])
-
-
 def _suggestion_note(suggestion):
     if not suggestion.flattened:
         if suggestion.lookups > LOOKUP_LIMIT:
