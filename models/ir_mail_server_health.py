@@ -405,19 +405,18 @@ class IrMailServer(models.Model):
     def _wake_deferred_mail(self):
         """Mail deferred while these servers failed is due now, and the
         queue is woken for it: a reset circuit takes effect at once."""
-        Mail = self.env["mail.mail"].sudo()
-        mails = Mail.search(
-            [
-                ("state", "=", "outgoing"),
-                ("delivery_deferred", "=", True),
-                ("routing_server_id", "in", self.ids),
-            ]
+        return (
+            self.env["mail.mail"]
+            .sudo()
+            .search(
+                [
+                    ("state", "=", "outgoing"),
+                    ("delivery_deferred", "=", True),
+                    ("routing_server_id", "in", self.ids),
+                ]
+            )
+            ._make_due_now()
         )
-        if mails:
-            now = fields.Datetime.now()
-            mails.write({"scheduled_date": now})
-            Mail._trigger_queue_at(now)
-        return mails
 
     def action_try_now(self):
         """Reset the circuit and send this server's deferred mail now."""

@@ -139,12 +139,7 @@ class IrMailServer(models.Model):
                 ("delivery_hold", "=", "database_day"),
                 ("routing_server_id", "in", self.ids),
             ]
-        held = Mail.search(domain)
-        if held:
-            now = fields.Datetime.now()
-            held.write({"scheduled_date": now})
-            Mail._trigger_queue_at(now)
-        return held
+        return Mail.search(domain)._make_due_now()
 
     def _take_failover_batch(self, run, server):
         """Whether this server, a failover target, may take the batch meant

@@ -239,6 +239,16 @@ class MailMail(models.Model):
         if cron:
             cron.sudo()._trigger(when)
 
+    def _make_due_now(self):
+        """These waiting mails are due now and the queue is woken for them:
+        a change that lets them go (a limit, a circuit, a port) takes effect
+        at once."""
+        if self:
+            now = fields.Datetime.now()
+            self.write({"scheduled_date": now})
+            self._trigger_queue_at(now)
+        return self
+
     def _fail_delivery_given_up(self, failure, now, run):
         reason = _(
             "Not delivered: the server refused it temporarily for longer than the "
